@@ -1,0 +1,22 @@
+import django_filters
+
+from cases.choices import TLP, Category, Severity, Status
+from cases.models import Incident
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    category = django_filters.MultipleChoiceFilter(choices=Category.choices)
+    tlp = django_filters.MultipleChoiceFilter(choices=TLP.choices)
+    reported_after = django_filters.IsoDateTimeFilter("reported_at", lookup_expr="gte")
+    reported_before = django_filters.IsoDateTimeFilter("reported_at", lookup_expr="lt")
+    detected_after = django_filters.IsoDateTimeFilter("detected_at", lookup_expr="gte")
+    detected_before = django_filters.IsoDateTimeFilter("detected_at", lookup_expr="lt")
+    acknowledged = django_filters.BooleanFilter(
+        "acknowledged_at", lookup_expr="isnull", exclude=True
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["restricted"]

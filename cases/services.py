@@ -1,0 +1,210 @@
+"""Operations that change incidents. Each takes the actor and writes the timeline with it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cases.choices import MANUAL_ENTRY_KINDS, EntryKind, Severity, Status
+from cases.models import Incident, IncidentPart, ReferenceCounter, TimelineEntry
+from irportal.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+# Incident fields a person may edit directly; status moves only through `move_to`.
+EDITABLE_INCIDENT_FIELDS = frozenset(
+    {"title", "summary", "severity", "category", "tlp", "restricted", "detected_at", "reported_at"}
+)
+
+
+def next_reference(year: int) -> str:
+    """Hand out the next reference of the year, in a transaction of its own.
+
+    The counter row is the one place every new incident touches, so it is locked only for
+    this short transaction and not for the whole creation. A creation that then fails
+    leaves a gap: references are never reused, not always contiguous.
+    """
+    with transaction.atomic():
+        bumped = ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
+        if not bumped:
+            ReferenceCounter.objects.get_or_create(year=year)
+            ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
+        number = ReferenceCounter.objects.values_list("last_number", flat=True).get(year=year)
+    return f"IR-{year}-{number:04d}"
+
+
+def open_incident(actor: Actor, **fields: Any) -> Incident:
+    """Create an incident and the first entry of its timeline."""
+    unknown = set(fields) - EDITABLE_INCIDENT_FIELDS
+    if unknown:
+        raise ValueError(f"not incident fields: {', '.join(sorted(unknown))}")
+
+    now = timezone.now()
+    reference = next_reference(now.year)
+    with transaction.atomic():
+        incident = Incident(reference=reference, created_by=actor.user, **fields)
+        incident.save(force_insert=True)
+        TimelineEntry.objects.append(
+            incident,
+            actor,
+            EntryKind.INCIDENT_OPENED,
+            f"Opened {reference}: {incident.title}",
+            {"fields": snapshot(incident, sorted(EDITABLE_INCIDENT_FIELDS))},
+            occurred_at=incident.reported_at,
+        )
+    logger.info(
+        "incident.opened incident=%s severity=%s actor=%s", reference, incident.severity, actor
+    )
+    return incident
+
+
+def change(actor: Actor, obj: Incident | IncidentPart, changes: dict[str, Any]) -> bool:
+    """Apply `changes` to an incident or one of its parts and record what changed.
+
+    The row is locked and re-read first, so "before" is what the database held and two
+    people editing at once are recorded one after the other. False when nothing changed.
+    """
+    if isinstance(obj, Incident) and set(changes) - EDITABLE_INCIDENT_FIELDS:
+        unknown = ", ".join(sorted(set(changes) - EDITABLE_INCIDENT_FIELDS))
+        raise ValueError(f"not editable here: {unknown}")
+
+    with transaction.atomic():
+        current = type(obj).objects.select_for_update().get(pk=obj.pk)
+        before = snapshot(current, changes)
+        for field, value in changes.items():
+            setattr(obj, field, value)
+        for field in obj._meta.concrete_fields:
+            if field.attname not in changes and field.name not in changes:
+                setattr(obj, field.attname, getattr(current, field.attname))
+        after = snapshot(obj, changes)
+        diff = {
+            name: [before[name], after[name]] for name in changes if before[name] != after[name]
+        }
+        if not diff:
+            return False
+
+        obj.save()
+        incident = obj if isinstance(obj, Incident) else obj.incident
+        if isinstance(obj, Incident):
+            kind, label = EntryKind.INCIDENT_UPDATED, "Incident"
+        else:
+            kind, label = obj.TIMELINE_KINDS.updated, _label(obj)
+        TimelineEntry.objects.append(
+            incident,
+            actor,
+            kind,
+            f"{label} changed: {', '.join(diff)}",
+            {"model": obj._meta.model_name, "id": obj.pk, "changes": diff},
+        )
+    return True
+
+
+def add(actor: Actor, part: IncidentPart) -> IncidentPart:
+    """Save a new part of an incident (participant, resource, objective, task, message)."""
+    with transaction.atomic():
+        part.save(force_insert=True)
+        fields = [f.name for f in part._meta.concrete_fields if f.name not in ("id", "incident")]
+        TimelineEntry.objects.append(
+            part.incident,  # type: ignore[attr-defined]
+            actor,
+            part.TIMELINE_KINDS.added,
+            f"{_label(part)} added: {part}",
+            {"model": part._meta.model_name, "id": part.pk, "fields": snapshot(part, fields)},
+        )
+    return part
+
+
+def remove(actor: Actor, part: IncidentPart) -> None:
+    with transaction.atomic():
+        incident, pk, description = part.incident, part.pk, str(part)  # type: ignore[attr-defined]
+        part.delete()
+        TimelineEntry.objects.append(
+            incident,
+            actor,
+            part.TIMELINE_KINDS.removed,
+            f"{_label(part)} removed: {description}",
+            {"model": part._meta.model_name, "id": pk},
+        )
+
+
+def write_entry(
+    actor: Actor,
+    incident: Incident,
+    kind: str,
+    summary: str,
+    data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> TimelineEntry:
+    """A note or decision a person adds to the timeline, possibly about an earlier moment."""
+    if kind not in MANUAL_ENTRY_KINDS:
+        raise ValueError(f"people write only {', '.join(MANUAL_ENTRY_KINDS)} entries")
+    return TimelineEntry.objects.append(
+        incident, actor, kind, summary, data, occurred_at=occurred_at
+    )
+
+
+def flag_missed_acknowledgements(now: datetime | None = None) -> list[str]:
+    """Record, once per incident, that nobody acknowledged it within its severity's deadline."""
+    now = now or timezone.now()
+    overdue = Q()
+    for severity, deadline in settings.ACKNOWLEDGEMENT_DEADLINES.items():
+        overdue |= Q(severity=severity, reported_at__lt=now - deadline)
+
+    candidates = Incident.objects.filter(
+        overdue,
+        acknowledged_at__isnull=True,
+        acknowledgement_missed_at__isnull=True,
+    ).exclude(status=Status.CLOSED)
+    actor = Actor.system("acknowledgement-deadline")
+    flagged = []
+    for pk in candidates.values_list("pk", flat=True).order_by("pk"):
+        with transaction.atomic():
+            # Re-read under lock: a responder may have acknowledged it a moment ago, or
+            # another beat run flagged it already.
+            incident = (
+                Incident.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, acknowledged_at__isnull=True, acknowledgement_missed_at__isnull=True)
+                .first()
+            )
+            if incident is None:
+                continue
+            deadline = settings.ACKNOWLEDGEMENT_DEADLINES[incident.severity]
+            incident.acknowledgement_missed_at = now
+            incident.save(update_fields=["acknowledgement_missed_at"])
+            TimelineEntry.objects.append(
+                incident,
+                actor,
+                EntryKind.ACKNOWLEDGEMENT_MISSED,
+                f"Not acknowledged within {_minutes(deadline.total_seconds())} "
+                f"({Severity(incident.severity).name})",
+                {"deadline_minutes": int(deadline.total_seconds() // 60)},
+                occurred_at=incident.reported_at + deadline,
+            )
+        flagged.append(incident.reference)
+        logger.warning("incident.acknowledgement_missed incident=%s", incident.reference)
+    return flagged
+
+
+def snapshot(obj: models.Model, fields: Any) -> dict[str, Any]:
+    """The named fields' values as they go into timeline data: JSON-safe, relations by id."""
+    values = {}
+    for name in fields:
+        field = obj._meta.get_field(name)
+        value = getattr(obj, field.attname) if field.is_relation else getattr(obj, name)
+        values[name] = value.isoformat() if isinstance(value, datetime) else value
+    return values
+
+
+def _label(obj: models.Model) -> str:
+    return str(obj._meta.verbose_name).capitalize()
+
+
+def _minutes(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"

@@ -1,0 +1,38 @@
+"""The Celery app: tasks acknowledged late, every task routed to a named queue."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "irportal.settings")
+
+app = Celery("irportal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+# Queues a worker consumes; `make run` and docker-compose start workers on all of them.
+QUEUES = ("default", "cases")
+
+# Each task names its queue here; tests fail for a task that has none, so that no task can
+# land on a queue no worker reads.
+TASK_ROUTES = {
+    "cases.flag_missed_acknowledgements": {"queue": "cases"},
+}
+
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="default",
+    task_routes=TASK_ROUTES,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    beat_schedule={
+        "flag-missed-acknowledgements": {
+            "task": "cases.flag_missed_acknowledgements",
+            "schedule": 60.0,
+        },
+    },
+)
+app.autodiscover_tasks()
