@@ -46,7 +46,7 @@ def remove(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
 def _run(schema_editor: BaseDatabaseSchemaEditor, postgresql: str, sqlite: list[str]) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(postgresql)
+        schema_editor.execute(postgresql, params=None)
     elif vendor == "sqlite":
         for statement in sqlite:
             schema_editor.execute(statement)
