@@ -3,13 +3,14 @@
 import os
 
 from celery import Celery
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "irportal.settings")
 
 app = Celery("irportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-# Queues a worker consumes; `make run` and docker-compose start workers on all of them.
+# The queues there are; a worker started without --queues consumes all of them.
 QUEUES = ("default", "cases")
 
 # Each task names its queue here; tests fail for a task that has none, so that no task can
@@ -22,6 +23,7 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
+    task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="default",
     task_routes=TASK_ROUTES,
     task_ignore_result=True,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from cases.choices import EntryKind
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from irportal.actors import Actor
 
 logger = logging.getLogger(__name__)
+
+KNOWN_KINDS = frozenset(EntryKind.values)
 
 # The hash the first entry of every chain links to.
 GENESIS_HASH = "0" * 64
@@ -55,19 +57,11 @@ class TimelineEntryQuerySet(models.QuerySet["TimelineEntry"]):
         rolls back with the change it records. Locking the incident row serializes writers
         on one incident; each links to the hash of the entry before it.
         """
-        if kind not in EntryKind.values:
+        if kind not in KNOWN_KINDS:
             raise ValueError(f"unknown timeline entry kind {kind!r}")
 
         with transaction.atomic(savepoint=False):
-            type(incident).objects.select_for_update().filter(pk=incident.pk).values_list(
-                "pk"
-            ).get()
-            head = (
-                self.filter(incident_id=incident.pk)
-                .order_by("-sequence")
-                .values_list("sequence", "hash")
-                .first()
-            )
+            head = self._lock_chain_head(incident)
             sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
             recorded_at = timezone.now()
 
@@ -95,6 +89,29 @@ class TimelineEntryQuerySet(models.QuerySet["TimelineEntry"]):
             actor,
         )
         return entry
+
+    def _lock_chain_head(self, incident: Incident) -> tuple[int, str] | None:
+        """Lock the incident's row, then read the last link of its chain.
+
+        Two statements, not one: the read must take its snapshot after the lock is granted,
+        or it could miss an entry another writer committed while this one waited. Plain SQL
+        because this runs for every entry and the ORM's overhead here is most of the cost.
+        """
+        connection = connections[self.db]
+        # Table names come from the models, never from input.
+        lock = f"SELECT 1 FROM {incident._meta.db_table} WHERE id = %s FOR UPDATE"  # noqa: S608
+        last_link = (
+            f"SELECT sequence, hash FROM {self.model._meta.db_table} "  # noqa: S608
+            "WHERE incident_id = %s ORDER BY sequence DESC LIMIT 1"
+        )
+        with connection.cursor() as cursor:
+            # SQLite has no row locks; its transactions take the write lock when they begin
+            # (transaction_mode IMMEDIATE in settings), which serializes writers as well.
+            if connection.features.has_select_for_update:
+                cursor.execute(lock, [incident.pk])
+            cursor.execute(last_link, [incident.pk])
+            row = cursor.fetchone()
+        return (row[0], row[1]) if row else None
 
     def verify_chain(self, incident: Incident) -> BrokenLink | None:
         """Recompute the incident's chain; None when it holds, else its first broken link."""

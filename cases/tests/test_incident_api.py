@@ -1,6 +1,6 @@
 import pytest
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cases.choices import EntryKind, Status
 from cases.models import Incident, TimelineEntry
