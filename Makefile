@@ -1,5 +1,5 @@
 # make run   set everything up and serve http://127.0.0.1:8000 with a Celery worker and beat
-# make test  lint, check migrations, run the test suite
+# make test  lint, type-check, check migrations, run the test suite
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # The embedded default runs with DEBUG on (a local key is generated under var/).
 LOCAL := DEBUG=$${DEBUG:-true}
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(LOCAL) $(BIN)/python manage.py makemigrations --check --dry-run
-
-typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 test: lint

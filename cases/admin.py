@@ -61,7 +61,7 @@ class IncidentPartAdmin(ReadOnlyAdmin):
 class ParticipantInline(admin.TabularInline):
     model = Participant
     fields = ["user", "role", "added_at"]
-    readonly_fields = fields
+    readonly_fields = ["user", "role", "added_at"]
     extra = 0
     can_delete = False
 

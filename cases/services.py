@@ -75,26 +75,26 @@ def change(actor: Actor, obj: Incident | IncidentPart, changes: dict[str, Any]) 
         raise ValueError(f"not editable here: {unknown}")
 
     with transaction.atomic():
-        current = type(obj).objects.select_for_update().get(pk=obj.pk)
-        before = snapshot(current, changes)
-        for field, value in changes.items():
-            setattr(obj, field, value)
-        for field in obj._meta.concrete_fields:
-            if field.attname not in changes and field.name not in changes:
-                setattr(obj, field.attname, getattr(current, field.attname))
-        after = snapshot(obj, changes)
+        fresh = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
+        before = snapshot(fresh, changes)
+        for name, value in changes.items():
+            setattr(fresh, name, value)
+        after = snapshot(fresh, changes)
         diff = {
             name: [before[name], after[name]] for name in changes if before[name] != after[name]
         }
+        if diff:
+            fresh.save()
+        # The caller's instance shows what is stored now, whoever changed it.
+        for field in fresh._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(fresh, field.attname))
         if not diff:
             return False
 
-        obj.save()
-        incident = obj if isinstance(obj, Incident) else obj.incident
-        if isinstance(obj, Incident):
-            kind, label = EntryKind.INCIDENT_UPDATED, "Incident"
+        if isinstance(fresh, Incident):
+            incident, kind, label = fresh, EntryKind.INCIDENT_UPDATED, "Incident"
         else:
-            kind, label = obj.TIMELINE_KINDS.updated, _label(obj)
+            incident, kind, label = fresh.incident, fresh.TIMELINE_KINDS.updated, _label(fresh)
         TimelineEntry.objects.append(
             incident,
             actor,
@@ -111,7 +111,7 @@ def add(actor: Actor, part: IncidentPart) -> IncidentPart:
         part.save(force_insert=True)
         fields = [f.name for f in part._meta.concrete_fields if f.name not in ("id", "incident")]
         TimelineEntry.objects.append(
-            part.incident,  # type: ignore[attr-defined]
+            part.incident,
             actor,
             part.TIMELINE_KINDS.added,
             f"{_label(part)} added: {part}",
@@ -122,7 +122,7 @@ def add(actor: Actor, part: IncidentPart) -> IncidentPart:
 
 def remove(actor: Actor, part: IncidentPart) -> None:
     with transaction.atomic():
-        incident, pk, description = part.incident, part.pk, str(part)  # type: ignore[attr-defined]
+        incident, pk, description = part.incident, part.pk, str(part)
         part.delete()
         TimelineEntry.objects.append(
             incident,
@@ -196,7 +196,7 @@ def snapshot(obj: models.Model, fields: Any) -> dict[str, Any]:
     values = {}
     for name in fields:
         field = obj._meta.get_field(name)
-        value = getattr(obj, field.attname) if field.is_relation else getattr(obj, name)
+        value = getattr(obj, field.attname) if field.is_relation else getattr(obj, name)  # type: ignore[union-attr]
         values[name] = value.isoformat() if isinstance(value, datetime) else value
     return values
 

@@ -20,7 +20,7 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
     if cached is None:
         names = user.groups.filter(name__in=ALL).values_list("name", flat=True)  # type: ignore[attr-defined]
         cached = frozenset(names)
-        user._irportal_roles = cached  # type: ignore[union-attr]
+        user._irportal_roles = cached  # type: ignore[union-attr,attr-defined]
     return cached
 
 

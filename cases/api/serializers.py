@@ -179,9 +179,15 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class CommunicationSerializer(serializers.ModelSerializer):
-    drafted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    sent_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    drafted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    sent_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     template = serializers.PrimaryKeyRelatedField(
         queryset=CommunicationTemplate.objects.filter(active=True), required=False, allow_null=True
     )
@@ -257,7 +263,8 @@ class TimelineNoteSerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=[(k.value, k.label) for k in MANUAL_ENTRY_KINDS])
     summary = serializers.CharField(max_length=300)
-    data = serializers.DictField(required=False, default=dict)
+    # The metaclass takes declared fields off the class, so this does not hide `.data`.
+    data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     occurred_at = serializers.DateTimeField(
         required=False, default=None, validators=[not_in_future]
     )

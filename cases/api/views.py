@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -89,7 +90,8 @@ class IncidentViewSet(
         )
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
-        services.change(actor_of(self.request), serializer.instance, serializer.validated_data)
+        incident = cast(Incident, serializer.instance)
+        services.change(actor_of(self.request), incident, serializer.validated_data)
 
     @extend_schema(
         request=TransitionSerializer,
@@ -128,11 +130,8 @@ class IncidentPartPermission(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or incident.may_change(request.user)
 
 
-class IncidentInPath:
+class IncidentInPath(GenericAPIView):  # type: ignore[type-arg]
     """For views under /incidents/{reference}/: the incident, if the user can see it."""
-
-    request: Request
-    kwargs: dict[str, Any]
 
     @cached_property
     def incident(self) -> Incident:
@@ -152,18 +151,19 @@ class IncidentPartViewSet(IncidentInPath, viewsets.ModelViewSet):
             return self.model.objects.none()  # type: ignore[attr-defined]
         return self.model.objects.filter(incident=self.incident)  # type: ignore[attr-defined]
 
-    def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+    def get_serializer_context(self) -> Any:
+        context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False):
             context["incident"] = self.incident
         return context
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        part = self.model(incident=self.incident, **serializer.validated_data)
+        part = self.model(incident=self.incident, **serializer.validated_data)  # type: ignore[misc]
         serializer.instance = services.add(actor_of(self.request), part)
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
-        services.change(actor_of(self.request), serializer.instance, serializer.validated_data)
+        part = cast(IncidentPart, serializer.instance)
+        services.change(actor_of(self.request), part, serializer.validated_data)
 
     def perform_destroy(self, instance: Model) -> None:
         services.remove(actor_of(self.request), instance)  # type: ignore[arg-type]
@@ -221,10 +221,10 @@ class CommunicationViewSet(IncidentPartViewSet):
         super().perform_create(serializer)
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
-        self._require_draft(serializer.instance, "edited")
+        self._require_draft(cast(Communication, serializer.instance), "edited")
         super().perform_update(serializer)
 
-    def perform_destroy(self, instance: Model) -> None:
+    def perform_destroy(self, instance: Communication) -> None:  # type: ignore[override]
         self._require_draft(instance, "discarded")
         super().perform_destroy(instance)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -8,6 +8,9 @@ from django.db import models
 from django.utils import timezone
 
 from cases.choices import EntryKind, ObjectiveKind, ObjectiveStatus, ParticipantRole
+
+if TYPE_CHECKING:
+    from cases.models.incident import Incident
 
 
 class TimelineKinds(NamedTuple):
@@ -20,7 +23,9 @@ class IncidentPart(models.Model):
     """Something that belongs to one incident; adding, changing or removing it is recorded."""
 
     TIMELINE_KINDS: TimelineKinds
-    incident_id: int
+    if TYPE_CHECKING:
+        incident: Incident
+        incident_id: int
 
     class Meta:
         abstract = True
