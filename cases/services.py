@@ -11,8 +11,9 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cases.choices import MANUAL_ENTRY_KINDS, EntryKind, Severity, Status
-from cases.models import Incident, IncidentPart, ReferenceCounter, TimelineEntry
+from cases.choices import MANUAL_ENTRY_KINDS, EntryKind, ParticipantRole, Severity, Status
+from cases.models import Incident, IncidentPart, Participant, ReferenceCounter, TimelineEntry
+from irportal import roles
 from irportal.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def open_incident(actor: Actor, **fields: Any) -> Incident:
             {"fields": snapshot(incident, sorted(EDITABLE_INCIDENT_FIELDS))},
             occurred_at=incident.reported_at,
         )
+        if incident.restricted:
+            keep_on_restricted(actor, incident)
     logger.info(
         "incident.opened incident=%s severity=%s actor=%s", reference, incident.severity, actor
     )
@@ -93,6 +96,8 @@ def change(actor: Actor, obj: Incident | IncidentPart, changes: dict[str, Any]) 
 
         if isinstance(fresh, Incident):
             incident, kind, label = fresh, EntryKind.INCIDENT_UPDATED, "Incident"
+            if "restricted" in diff and fresh.restricted:
+                keep_on_restricted(actor, fresh)
         else:
             incident, kind, label = fresh.incident, fresh.TIMELINE_KINDS.updated, _label(fresh)
         TimelineEntry.objects.append(
@@ -131,6 +136,15 @@ def remove(actor: Actor, part: IncidentPart) -> None:
             f"{_label(part)} removed: {description}",
             {"model": part._meta.model_name, "id": pk},
         )
+
+
+def keep_on_restricted(actor: Actor, incident: Incident) -> None:
+    """Make whoever restricts an incident a participant, so it does not vanish from them."""
+    user = actor.user
+    if user is None or roles.is_lead(user):
+        return
+    if not Participant.objects.filter(incident=incident, user=user).exists():
+        add(actor, Participant(incident=incident, user=user, role=ParticipantRole.RESPONDER))
 
 
 def write_entry(

@@ -140,7 +140,8 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 REST_KNOX = {
-    # Integrations hold long-lived tokens; people are issued ones that expire.
+    # Tokens are stored hashed. They last until revoked unless issued with an expiry
+    # (`issue_token --days N`): integrations need long-lived ones.
     "TOKEN_TTL": None,
     "AUTH_HEADER_PREFIX": "Token",
 }

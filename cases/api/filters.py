@@ -1,7 +1,7 @@
 import django_filters
 
 from cases.choices import TLP, Category, Severity, Status
-from cases.models import Incident
+from cases.models import Incident, Task
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -20,3 +20,13 @@ class IncidentFilter(django_filters.FilterSet):
     class Meta:
         model = Incident
         fields = ["restricted"]
+
+
+class TaskFilter(django_filters.FilterSet):
+    # By id, not a choice among all objectives: a choice field would answer differently for
+    # an objective of a hidden incident than for one that does not exist.
+    objective = django_filters.NumberFilter("objective_id")
+
+    class Meta:
+        model = Task
+        fields = ["done"]

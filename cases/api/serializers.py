@@ -165,17 +165,20 @@ class ObjectiveSerializer(serializers.ModelSerializer):
 class TaskSerializer(serializers.ModelSerializer):
     assignee = username_field(required=False, allow_null=True)
     objective = serializers.PrimaryKeyRelatedField(
-        queryset=Objective.objects.all(), required=False, allow_null=True
+        queryset=Objective.objects.none(), required=False, allow_null=True
     )
 
     class Meta:
         model = Task
         fields = ["id", "title", "objective", "assignee", "due_at", "done", "done_at", "created_at"]
 
-    def validate_objective(self, objective: Objective | None) -> Objective | None:
-        if objective and objective.incident_id != self.context["incident"].pk:
-            raise serializers.ValidationError("This objective belongs to another incident.")
-        return objective
+    def get_fields(self) -> Any:
+        # Only this incident's objectives: another incident's answer "does not exist", like
+        # an id nobody has, so that a task cannot reveal what a hidden incident contains.
+        fields = super().get_fields()
+        if incident := self.context.get("incident"):
+            fields["objective"].queryset = Objective.objects.filter(incident=incident)
+        return fields
 
 
 class CommunicationSerializer(serializers.ModelSerializer):

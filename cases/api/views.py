@@ -199,7 +199,7 @@ class ObjectiveViewSet(IncidentPartViewSet):
 class TaskViewSet(IncidentPartViewSet):
     model = Task
     serializer_class = TaskSerializer
-    filterset_fields = ["done", "objective"]
+    filterset_class = filters.TaskFilter
     search_fields = ["title"]
     ordering_fields = ["due_at", "created_at"]
 

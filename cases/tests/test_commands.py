@@ -51,3 +51,11 @@ def test_seed_demo_runs_twice_and_prints_the_same_logins(settings, tmp_path):
     assert Incident.objects.count() == opened > 0
     for incident in Incident.objects.all():
         assert TimelineEntry.objects.verify_chain(incident) is None
+
+
+def test_issue_token_can_set_an_expiry(responder):
+    from knox.models import AuthToken
+
+    call_command("issue_token", "rui", "--days", "30", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert AuthToken.objects.get(user=responder).expiry is not None

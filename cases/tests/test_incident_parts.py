@@ -122,7 +122,7 @@ def test_a_task_cannot_hang_under_another_incidents_objective(api, lead, inciden
     answer = api(lead).post(path(incident, "tasks"), {"title": "snapshot", "objective": foreign.pk})
 
     assert answer.status_code == 400
-    assert "another incident" in answer.json()["objective"][0]
+    assert "does not exist" in answer.json()["objective"][0]
 
 
 def test_completing_a_task_sets_when(api, lead, incident):

@@ -164,3 +164,21 @@ def test_status_cannot_be_patched_directly(api, responder, incident):
     incident.refresh_from_db()
     assert answer.status_code == 200
     assert incident.status == Status.DETECTED
+
+
+def test_a_responder_who_restricts_an_incident_stays_on_it(api, other_responder, incident):
+    client = api(other_responder)
+
+    client.patch(f"/api/v1/incidents/{incident.reference}/", {"restricted": True})
+
+    assert client.get(f"/api/v1/incidents/{incident.reference}/").status_code == 200
+    participants = client.get(f"/api/v1/incidents/{incident.reference}/participants/").json()
+    assert [p["user"] for p in participants["results"]] == ["rita"]
+
+
+def test_a_responder_who_opens_a_restricted_incident_takes_part_in_it(api, responder):
+    client = api(responder)
+
+    opened = client.post("/api/v1/incidents/", {"title": "HR case", "restricted": True}).json()
+
+    assert client.get(f"/api/v1/incidents/{opened['reference']}/").status_code == 200

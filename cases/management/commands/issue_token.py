@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,11 +11,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
+        parser.add_argument(
+            "--days", type=int, default=None, help="expire after this many days (default: never)"
+        )
 
-    def handle(self, *args: Any, username: str, **options: Any) -> None:
+    def handle(self, *args: Any, username: str, days: int | None, **options: Any) -> None:
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"no active user named {username!r}")
-        _, token = AuthToken.objects.create(user=user)
+        if days is not None and days < 1:
+            raise CommandError("--days must be at least 1")
+        expiry = timedelta(days=days) if days else None
+        _, token = AuthToken.objects.create(user=user, expiry=expiry)
         self.stderr.write(f"Token for {username}; send it as 'Authorization: Token <key>':")
         self.stdout.write(token)
