@@ -177,7 +177,7 @@ class TaskSerializer(serializers.ModelSerializer):
         # an id nobody has, so that a task cannot reveal what a hidden incident contains.
         fields = super().get_fields()
         if incident := self.context.get("incident"):
-            fields["objective"].queryset = Objective.objects.filter(incident=incident)
+            fields["objective"].queryset = Objective.objects.filter(incident=incident)  # type: ignore[attr-defined]
         return fields
 
 
