@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _missing("PostgreSQL (set DATABASE_URL)")
     if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
         _missing("Redis (set REDIS_URL)")
+    if item.get_closest_marker("browser") and not (
+        shutil.which("chromium") and shutil.which("chromedriver")
+    ):
+        _missing("Chromium and chromedriver (apt-get install chromium chromium-driver)")
 
 
 def _missing(what: str) -> None:
