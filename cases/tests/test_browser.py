@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from cases.models import TimelineEntry
 
@@ -40,22 +42,29 @@ def browser():
     driver.quit()
 
 
+def submit(browser, button_text):
+    """Click a form's button and wait for the page it leads to."""
+    button = browser.find_element(By.XPATH, f"//button[text()='{button_text}']")
+    button.click()
+    WebDriverWait(browser, 10).until(staleness_of(button))
+
+
 def sign_in(browser, live_server, username):
     browser.get(f"{live_server.url}/accounts/login/")
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys("x")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    submit(browser, "Sign in")
 
 
 def test_responder_acknowledges_triages_and_notes(browser, live_server, responder: User, incident):
     sign_in(browser, live_server, "rui")
     browser.find_element(By.LINK_TEXT, incident.reference).click()
 
-    browser.find_element(By.XPATH, "//button[text()='Acknowledge']").click()
+    submit(browser, "Acknowledge")
     browser.find_element(By.NAME, "reason").send_keys("confirmed with the owner")
-    browser.find_element(By.XPATH, "//button[text()='Change status']").click()
+    submit(browser, "Change status")
     browser.find_element(By.NAME, "summary").send_keys("Key found in a public gist")
-    browser.find_element(By.XPATH, "//button[text()='Add to timeline']").click()
+    submit(browser, "Add to timeline")
 
     assert browser.find_element(By.ID, "status").text == "Triaged"
     timeline = browser.find_element(By.CSS_SELECTOR, "ol.timeline").text
