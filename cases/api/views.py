@@ -6,7 +6,13 @@ from typing import Any, cast
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -43,6 +49,13 @@ from cases.models import (
 )
 from irportal import roles
 from irportal.actors import Actor
+
+REFUSED = OpenApiResponse(
+    inline_serializer(
+        "Refusal", {"detail": serializers.CharField(), "code": serializers.CharField()}
+    ),
+    description="The current state refuses this change; `detail` says why.",
+)
 
 
 def actor_of(request: Request) -> Actor:
@@ -95,7 +108,7 @@ class IncidentViewSet(
 
     @extend_schema(
         request=TransitionSerializer,
-        responses={200: IncidentSerializer},
+        responses={200: IncidentSerializer, 409: REFUSED},
         summary="Move the incident to another status",
         description="Refused with 409, and the reason, when the lifecycle does not allow it.",
     )
@@ -228,7 +241,7 @@ class CommunicationViewSet(IncidentPartViewSet):
         self._require_draft(instance, "discarded")
         super().perform_destroy(instance)
 
-    @extend_schema(request=None, responses={200: CommunicationSerializer})
+    @extend_schema(request=None, responses={200: CommunicationSerializer, 409: REFUSED})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, incident_reference: str, pk: str) -> Response:
         """A lead approves a draft for sending."""
@@ -238,7 +251,7 @@ class CommunicationViewSet(IncidentPartViewSet):
         communication.approve(actor_of(request))
         return Response(self.get_serializer(communication).data)
 
-    @extend_schema(request=None, responses={200: CommunicationSerializer})
+    @extend_schema(request=None, responses={200: CommunicationSerializer, 409: REFUSED})
     @action(detail=True, methods=["post"])
     def send(self, request: Request, incident_reference: str, pk: str) -> Response:
         """Record that an approved communication went out."""
