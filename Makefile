@@ -20,6 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(LOCAL) $(BIN)/python manage.py migrate --noinput
 	$(LOCAL) $(BIN)/python manage.py seed_demo
+	$(LOCAL) $(BIN)/python manage.py seed_findings
 	$(LOCAL) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start
 
 lint: $(STAMP)

@@ -118,6 +118,8 @@ class EntryKind(models.TextChoices):
     COMMUNICATION_APPROVED = "communication.approved", "Communication approved"
     COMMUNICATION_SENT = "communication.sent", "Communication sent"
     COMMUNICATION_REMOVED = "communication.removed", "Communication discarded"
+    FINDING_ADDED = "finding.added", "Finding added"
+    FINDING_UPDATED = "finding.updated", "Finding seen again"
     NOTE = "note", "Note"
     DECISION = "decision", "Decision"
 

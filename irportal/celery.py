@@ -11,12 +11,13 @@ app = Celery("irportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 # The queues there are; a worker started without --queues consumes all of them.
-QUEUES = ("default", "cases")
+QUEUES = ("default", "cases", "findings")
 
 # Each task names its queue here; tests fail for a task that has none, so that no task can
 # land on a queue no worker reads.
 TASK_ROUTES = {
     "cases.flag_missed_acknowledgements": {"queue": "cases"},
+    "findings.poll_queue": {"queue": "findings"},
 }
 
 app.conf.update(
@@ -35,6 +36,8 @@ app.conf.update(
             "task": "cases.flag_missed_acknowledgements",
             "schedule": 60.0,
         },
+        # Does nothing unless FINDINGS_QUEUE_URL is set.
+        "poll-findings-queue": {"task": "findings.poll_queue", "schedule": 30.0},
     },
 )
 app.autodiscover_tasks()

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "cases",
     "playbooks",
     "evidence",
+    "findings",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,9 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "cases.choices.Status",
         "ObjectiveStatusEnum": "cases.choices.ObjectiveStatus",
         "CommunicationStatusEnum": "cases.choices.CommunicationStatus",
+        "IncidentSeverityEnum": "cases.choices.Severity",
+        "CategoryEnum": "cases.choices.Category",
+        "FindingSeverityEnum": "findings.choices.FindingSeverity",
     },
     # Swagger UI served from the installed package, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -190,8 +194,16 @@ ACKNOWLEDGEMENT_DEADLINES = {
     "sev4": timedelta(minutes=env.int("ACK_DEADLINE_SEV4_MINUTES", default=24 * 60)),
 }
 
+# A new finding joins an open incident about the same resource and of the same category
+# when that incident saw activity within this window.
+FINDING_GROUPING_WINDOW = timedelta(hours=env.int("FINDING_GROUPING_WINDOW_HOURS", default=24))
+
+# The SQS queue an EventBridge rule feeds with findings; unset: no queue is polled.
+FINDINGS_QUEUE_URL = env.str("FINDINGS_QUEUE_URL", default="")
+
 # Every AWS client is pointed here when set: the simulated account in tests and make run.
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
+AWS_DEFAULT_REGION = env.str("AWS_DEFAULT_REGION", default="us-east-1")
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from cases.choices import Category, ObjectiveKind, Severity
+from cases.models import Incident
+from findings.choices import SEVERITY_RANKS, Decision, FindingSeverity, RuleEffect, Source
+from irportal import roles
+
+if TYPE_CHECKING:
+    from findings.parsing import ParsedFinding
+
+
+class FindingQuerySet(models.QuerySet["Finding"]):
+    def visible_to(self, user: Any) -> FindingQuerySet:
+        """Findings go with their incident; those in none yet are the triage queue, which
+        every working role and leadership may read."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if roles.is_lead(user):
+            return self.all()
+        in_visible = Q(incident__in=Incident.objects.visible_to(user))
+        if roles.roles_of(user) & {roles.RESPONDER, roles.LEADERSHIP, roles.INTEGRATION}:
+            return self.filter(Q(incident__isnull=True) | in_visible)
+        return self.filter(in_visible)
+
+
+class Finding(models.Model):
+    """One detector finding, stored once per provider identity."""
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    provider_id = models.CharField(max_length=512, help_text="The detector's own id for it.")
+    type = models.CharField(max_length=255)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    severity = models.CharField(max_length=16, choices=FindingSeverity.choices)
+    severity_score = models.FloatField(null=True, blank=True, help_text="As the source gave it.")
+    account_id = models.CharField(max_length=12, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    resources = models.JSONField(default=list, blank=True)
+    primary_resource = models.CharField(max_length=2048, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1, help_text="Occurrences, as the source counts.")
+    provider_updated_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField()
+
+    received_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    revisions = models.PositiveIntegerField(default=1, help_text="Versions received.")
+
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.PROTECT, related_name="findings"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices, default=Decision.UNTRIAGED)
+    rule = models.ForeignKey(
+        "findings.TriageRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.CharField(max_length=500, blank=True)
+
+    objects = FindingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "provider_id"], name="finding_once"),
+        ]
+        indexes = [
+            models.Index(fields=["-received_at", "-id"], name="finding_newest_first"),
+            models.Index(fields=["decision", "-received_at"], name="finding_queue"),
+            models.Index(fields=["primary_resource"], name="finding_by_resource"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.type}"
+
+    def is_newer(self, parsed: ParsedFinding) -> bool:
+        """Whether `parsed` is a later version of this finding than the one stored."""
+        if parsed.count != self.count:
+            return parsed.count > self.count
+        if parsed.provider_updated_at and self.provider_updated_at:
+            return parsed.provider_updated_at > self.provider_updated_at
+        return parsed.last_seen > self.last_seen
+
+
+class QuarantinedEvent(models.Model):
+    """Something sent to the portal that no parser understood, kept until it is."""
+
+    received_at = models.DateTimeField(default=timezone.now)
+    received_by = models.CharField(max_length=150)
+    payload = models.TextField(help_text="Exactly as received (JSON where it was JSON).")
+    error = models.CharField(max_length=1000)
+    resubmitted_at = models.DateTimeField(null=True, blank=True)
+    resubmitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "quarantined event"
+
+    def __str__(self) -> str:
+        return f"{self.received_at:%Y-%m-%d %H:%M} {self.error[:60]}"
+
+
+def _list() -> list[str]:
+    return []
+
+
+class TriageRule(models.Model):
+    """Decides what becomes of a new finding. Rules are tried by position; the first that
+    matches decides, unless it says to go on to the next."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    enabled = models.BooleanField(default=True)
+    continue_matching = models.BooleanField(
+        default=False, help_text="After acting, let later rules act on the finding too."
+    )
+
+    sources = models.JSONField(default=_list, blank=True, help_text="Empty: any source.")
+    type_patterns = models.JSONField(
+        default=_list, blank=True, help_text="Globs such as 'CryptoCurrency:EC2/*'. Empty: any."
+    )
+    min_severity = models.CharField(max_length=16, choices=FindingSeverity.choices, blank=True)
+    max_severity = models.CharField(max_length=16, choices=FindingSeverity.choices, blank=True)
+    accounts = models.JSONField(default=_list, blank=True, help_text="Empty: any account.")
+    regions = models.JSONField(default=_list, blank=True, help_text="Empty: any region.")
+    resource_tags = models.JSONField(
+        default=dict, blank=True, help_text="Tags a resource of the finding must all carry."
+    )
+
+    effect = models.CharField(max_length=16, choices=RuleEffect.choices)
+    incident_severity = models.CharField(
+        max_length=8, choices=Severity.choices, blank=True, help_text="Empty: from the finding."
+    )
+    incident_category = models.CharField(
+        max_length=32, choices=Category.choices, default=Category.OTHER
+    )
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restricted = models.BooleanField(default=False)
+    objectives = models.JSONField(
+        default=_list, blank=True, help_text=f"Kinds among: {', '.join(ObjectiveKind.values)}."
+    )
+    target_incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    suppress_reason = models.CharField(max_length=300, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The rule stops matching after this time."
+    )
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, finding: Finding) -> bool:
+        if not self.enabled or (self.expires_at and self.expires_at <= timezone.now()):
+            return False
+        if self.sources and finding.source not in self.sources:
+            return False
+        if self.type_patterns and not any(fnmatchcase(finding.type, p) for p in self.type_patterns):
+            return False
+        rank = SEVERITY_RANKS[finding.severity]
+        if self.min_severity and rank < SEVERITY_RANKS[self.min_severity]:
+            return False
+        if self.max_severity and rank > SEVERITY_RANKS[self.max_severity]:
+            return False
+        if self.accounts and finding.account_id not in self.accounts:
+            return False
+        if self.regions and finding.region not in self.regions:
+            return False
+        return not self.resource_tags or any(
+            self.resource_tags.items() <= (resource.get("tags") or {}).items()
+            for resource in finding.resources
+        )

@@ -1,0 +1,406 @@
+"""From received events to stored findings, and from findings to incidents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cases import services as cases
+from cases.choices import EntryKind, Severity, Status
+from cases.models import AffectedResource, Incident, Objective, Participant, TimelineEntry
+from findings.choices import Decision, FindingSeverity, Outcome, RuleEffect
+from findings.models import Finding, QuarantinedEvent, TriageRule
+from findings.parsing import ParsedFinding, Unparseable, parse_event
+from irportal.actors import Actor, ActorKind
+
+logger = logging.getLogger(__name__)
+
+INCIDENT_SEVERITY = {
+    FindingSeverity.CRITICAL: Severity.SEV1,
+    FindingSeverity.HIGH: Severity.SEV2,
+    FindingSeverity.MEDIUM: Severity.SEV3,
+    FindingSeverity.LOW: Severity.SEV4,
+    FindingSeverity.INFORMATIONAL: Severity.SEV4,
+}
+
+# Fields a later version of a finding may change.
+UPDATABLE = (
+    "title",
+    "description",
+    "severity",
+    "severity_score",
+    "resources",
+    "last_seen",
+    "count",
+    "provider_updated_at",
+    "raw",
+)
+
+
+@dataclass
+class FindingResult:
+    outcome: Outcome
+    finding: Finding
+
+    def as_dict(self) -> dict[str, Any]:
+        incident = self.finding.incident
+        return {
+            "outcome": self.outcome,
+            "finding": self.finding.pk,
+            "source": self.finding.source,
+            "provider_id": self.finding.provider_id,
+            "decision": self.finding.decision,
+            "incident": incident.reference if incident else None,
+        }
+
+
+@dataclass
+class EventResult:
+    """What became of one received event: its findings, or why it was refused."""
+
+    findings: list[FindingResult] = field(default_factory=list)
+    error: str = ""
+    quarantine_id: int | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.error)
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.rejected:
+            return {
+                "outcome": Outcome.REJECTED,
+                "error": self.error,
+                "quarantine": self.quarantine_id,
+            }
+        return {
+            "outcome": _overall(self.findings),
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def _overall(results: Sequence[FindingResult]) -> str:
+    outcomes = {r.outcome for r in results}
+    for outcome in (Outcome.NEW, Outcome.UPDATED):
+        if outcome in outcomes:
+            return outcome
+    return Outcome.DUPLICATE
+
+
+def ingest(actor: Actor, events: Sequence[Any]) -> list[EventResult]:
+    """Store what `events` contain, once each, and triage what is new.
+
+    An event that cannot be parsed is quarantined, whole, and the others go on. The batch
+    is written in one transaction: either all of it is kept or, on a database failure,
+    none of it. Two requests racing to insert the same new finding meet the unique
+    constraint; the loser runs again and finds the winner's row.
+    """
+    parsed: list[tuple[int, list[ParsedFinding]]] = []
+    results = [EventResult() for _ in events]
+    for index, event in enumerate(events):
+        try:
+            parsed.append((index, parse_event(event)))
+        except Unparseable as refusal:
+            results[index].error = str(refusal)
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _quarantine(actor, events, results)
+                _store(actor, parsed, results)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            for result in results:
+                result.findings.clear()
+    return results
+
+
+def _quarantine(actor: Actor, events: Sequence[Any], results: list[EventResult]) -> None:
+    rejected = [(i, r) for i, r in enumerate(results) if r.rejected]
+    if not rejected:
+        return
+    kept = QuarantinedEvent.objects.bulk_create(
+        QuarantinedEvent(received_by=str(actor), payload=_as_text(events[i]), error=r.error[:1000])
+        for i, r in rejected
+    )
+    for (_, result), row in zip(rejected, kept, strict=True):
+        result.quarantine_id = row.pk
+    logger.warning("findings.quarantined count=%s actor=%s", len(kept), actor)
+
+
+def resubmit(actor: Actor, kept: QuarantinedEvent, payload: Any) -> EventResult:
+    """Ingest a quarantined payload again; mark it resubmitted if it now parses."""
+    events = payload if isinstance(payload, list) else [payload]
+    try:
+        for event in events:
+            parse_event(event)
+    except Unparseable as refusal:
+        kept.error = str(refusal)[:1000]
+        kept.save(update_fields=["error"])
+        return EventResult(error=str(refusal))
+
+    with transaction.atomic():
+        results = ingest(actor, events)
+        kept.resubmitted_at, kept.resubmitted_by = timezone.now(), actor.user
+        kept.save(update_fields=["resubmitted_at", "resubmitted_by"])
+    return EventResult(findings=[f for r in results for f in r.findings])
+
+
+def quarantine_raw(actor: Actor, body: str, error: str) -> QuarantinedEvent:
+    """Keep a body that was not even JSON."""
+    return QuarantinedEvent.objects.create(received_by=str(actor), payload=body, error=error[:1000])
+
+
+def _store(
+    actor: Actor, parsed: list[tuple[int, list[ParsedFinding]]], results: list[EventResult]
+) -> None:
+    # The same finding may come twice in one batch: the newest version counts.
+    latest: dict[tuple[str, str], ParsedFinding] = {}
+    for _, findings in parsed:
+        for finding in findings:
+            key = (finding.source, finding.provider_id)
+            if key not in latest or _newer(finding, latest[key]):
+                latest[key] = finding
+
+    stored = _existing(latest)
+    now = timezone.now()
+    outcome_by_key: dict[tuple[str, str], Outcome] = {}
+    changed, created = [], []
+    for key, finding in latest.items():
+        if key in stored:
+            row = stored[key]
+            if row.is_newer(finding):
+                _apply(row, finding, now)
+                changed.append(row)
+                outcome_by_key[key] = Outcome.UPDATED
+            else:
+                outcome_by_key[key] = Outcome.DUPLICATE
+        else:
+            row = _new_row(finding, now)
+            created.append(row)
+            stored[key] = row
+            outcome_by_key[key] = Outcome.NEW
+
+    if changed:
+        Finding.objects.bulk_update(changed, [*UPDATABLE, "updated_at", "revisions"])
+        for row in changed:
+            if row.incident_id:
+                _record_update(actor, row)
+    if created:
+        rules = list(TriageRule.objects.filter(enabled=True).select_related("target_incident"))
+        triage(created, rules)
+        Finding.objects.bulk_create(created)
+        for row in created:
+            if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED):
+                _act_on(row)
+        logger.info("findings.stored new=%s updated=%s actor=%s", len(created), len(changed), actor)
+
+    for index, findings in parsed:
+        for finding in findings:
+            key = (finding.source, finding.provider_id)
+            outcome = outcome_by_key[key]
+            # A later copy of a finding already counted in this batch is a duplicate.
+            outcome_by_key[key] = Outcome.DUPLICATE
+            results[index].findings.append(FindingResult(outcome, stored[key]))
+
+
+def _existing(latest: dict[tuple[str, str], ParsedFinding]) -> dict[tuple[str, str], Finding]:
+    by_source: dict[str, list[str]] = {}
+    for source, provider_id in latest:
+        by_source.setdefault(source, []).append(provider_id)
+    condition = Q()
+    for source, ids in by_source.items():
+        condition |= Q(source=source, provider_id__in=ids)
+    if not by_source:
+        return {}
+    rows = (
+        Finding.objects.select_for_update(of=("self",)).select_related("incident").filter(condition)
+    )
+    return {(row.source, row.provider_id): row for row in rows}
+
+
+def _newer(a: ParsedFinding, b: ParsedFinding) -> bool:
+    return (a.count, a.provider_updated_at or a.last_seen) > (
+        b.count,
+        b.provider_updated_at or b.last_seen,
+    )
+
+
+def _new_row(finding: ParsedFinding, now: datetime) -> Finding:
+    return Finding(
+        source=finding.source,
+        provider_id=finding.provider_id,
+        type=finding.type,
+        title=finding.title,
+        description=finding.description,
+        severity=finding.severity,
+        severity_score=finding.severity_score,
+        account_id=finding.account_id,
+        region=finding.region,
+        resources=finding.resources,
+        primary_resource=finding.primary_resource,
+        first_seen=finding.first_seen,
+        last_seen=finding.last_seen,
+        count=finding.count,
+        provider_updated_at=finding.provider_updated_at,
+        raw=finding.raw,
+        received_at=now,
+        updated_at=now,
+    )
+
+
+def _apply(row: Finding, finding: ParsedFinding, now: datetime) -> None:
+    for name in UPDATABLE:
+        setattr(row, name, getattr(finding, name))
+    row.updated_at = now
+    row.revisions += 1
+
+
+def _record_update(actor: Actor, row: Finding) -> None:
+    assert row.incident is not None
+    TimelineEntry.objects.append(
+        row.incident,
+        actor,
+        EntryKind.FINDING_UPDATED,
+        f"Finding seen again: {row.type} (count {row.count})",
+        {"finding": row.pk, "count": row.count, "last_seen": row.last_seen.isoformat()},
+        occurred_at=row.last_seen,
+    )
+
+
+def triage(findings: Iterable[Finding], rules: Sequence[TriageRule]) -> None:
+    """Decide, in memory, what each new finding's rules say. Incidents are touched later."""
+    for finding in findings:
+        for rule in rules:
+            if not rule.matches(finding):
+                continue
+            if finding.decision == Decision.UNTRIAGED:
+                finding.rule = rule
+                finding.decision, finding.decision_reason = _decision(rule)
+            if not rule.continue_matching:
+                break
+
+
+def _decision(rule: TriageRule) -> tuple[Decision, str]:
+    if rule.effect == RuleEffect.SUPPRESS:
+        return Decision.SUPPRESSED, rule.suppress_reason or f"suppressed by {rule.name}"
+    if rule.effect == RuleEffect.ATTACH:
+        return Decision.ATTACHED, f"attached by {rule.name}"
+    return Decision.OPENED, f"opened by {rule.name}"
+
+
+def rule_actor(rule: TriageRule) -> Actor:
+    return Actor(kind=ActorKind.RULE, name=rule.name)
+
+
+def _act_on(finding: Finding) -> None:
+    """Carry out an incident-touching decision for a finding that is already stored."""
+    rule = finding.rule
+    assert rule is not None
+    actor = rule_actor(rule)
+    if finding.decision == Decision.ATTACHED:
+        incident = rule.target_incident
+        if incident is None:
+            finding.decision, finding.decision_reason = (
+                Decision.UNTRIAGED,
+                f"{rule.name} names no incident",
+            )
+            finding.save(update_fields=["decision", "decision_reason"])
+            return
+        _attach(actor, finding, incident, f"attached by rule {rule.name}")
+        return
+
+    covering = covering_incident(finding, rule.incident_category)
+    if covering:
+        finding.decision = Decision.JOINED
+        finding.decision_reason = f"joined {covering.reference}: same resource, related type"
+        _attach(
+            actor, finding, covering, "joined: same resource and related type, within the window"
+        )
+    else:
+        _attach(actor, finding, _open_for(actor, finding, rule), f"opened by rule {rule.name}")
+
+
+def covering_incident(finding: Finding, category: str) -> Incident | None:
+    """An open incident about the same resource, of the same category, active recently."""
+    if not finding.primary_resource:
+        return None
+    since = finding.first_seen - settings.FINDING_GROUPING_WINDOW
+    identifiers = {r["id"] for r in finding.resources} | {finding.primary_resource}
+    return (
+        Incident.objects.exclude(status=Status.CLOSED)
+        .filter(category=category, resources__identifier__in=identifiers)
+        .filter(Q(reported_at__gte=since) | Q(findings__last_seen__gte=since))
+        .order_by("-reported_at")
+        .distinct()
+        .first()
+    )
+
+
+def _open_for(actor: Actor, finding: Finding, rule: TriageRule) -> Incident:
+    now = timezone.now()
+    incident = cases.open_incident(
+        actor,
+        title=finding.title[:200],
+        summary=finding.description[:5000],
+        severity=rule.incident_severity or INCIDENT_SEVERITY[FindingSeverity(finding.severity)],
+        category=rule.incident_category,
+        restricted=rule.restricted,
+        detected_at=min(finding.first_seen, now),
+        reported_at=now,
+    )
+    for resource in finding.resources:
+        cases.add(
+            actor,
+            AffectedResource(
+                incident=incident,
+                account_id=finding.account_id,
+                region=resource.get("region") or finding.region,
+                identifier=resource["id"],
+                resource_type=resource.get("type", ""),
+                tags=resource.get("tags") or {},
+            ),
+        )
+    if rule.commander:
+        cases.add(actor, Participant(incident=incident, user=rule.commander, role="commander"))
+    for kind in rule.objectives:
+        cases.add(actor, Objective(incident=incident, kind=kind))
+    return incident
+
+
+def _attach(actor: Actor, finding: Finding, incident: Incident, why: str) -> None:
+    finding.incident = incident
+    finding.save(update_fields=["incident", "decision", "decision_reason"])
+    TimelineEntry.objects.append(
+        incident,
+        actor,
+        EntryKind.FINDING_ADDED,
+        f"Finding {finding.type} {why}",
+        {"finding": finding.pk, "source": finding.source, "provider_id": finding.provider_id},
+        occurred_at=finding.first_seen,
+    )
+    # Time to detect runs from the earliest sign of the activity.
+    if finding.first_seen < incident.detected_at:
+        cases.change(actor, incident, {"detected_at": finding.first_seen})
+    logger.info(
+        "finding.triaged incident=%s finding=%s decision=%s actor=%s",
+        incident.reference,
+        finding.pk,
+        finding.decision,
+        actor,
+    )
+
+
+def _as_text(event: Any) -> str:
+    return event if isinstance(event, str) else json.dumps(event, ensure_ascii=False, default=str)
