@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -103,6 +103,31 @@ def restricted_incident(make_incident: Callable[..., Incident], responder: User)
     incident = make_incident(title="Insider access to payroll", restricted=True)
     Participant.objects.create(incident=incident, user=responder, role="responder")
     return incident
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server on a free local port: real boto3 calls over HTTP to a simulated AWS."""
+    from moto.server import ThreadedMotoServer
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ[name] = "testing"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, settings: Any) -> str:
+    """Point every AWS client at moto, with its state wiped before the test."""
+    import requests
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    settings.AWS_ENDPOINT_URL = moto_server
+    settings.AWS_DEFAULT_REGION = "eu-west-1"
+    return moto_server
 
 
 @pytest.fixture
