@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cases.choices import MANUAL_ENTRY_KINDS, EntryKind, ParticipantRole, Severity, Status
@@ -25,18 +25,22 @@ EDITABLE_INCIDENT_FIELDS = frozenset(
 
 
 def next_reference(year: int) -> str:
-    """Hand out the next reference of the year, in a transaction of its own.
+    """Hand out the next reference of the year.
 
-    The counter row is the one place every new incident touches, so it is locked only for
-    this short transaction and not for the whole creation. A creation that then fails
-    leaves a gap: references are never reused, not always contiguous.
+    One statement, which outside a transaction commits on its own: the counter row is the
+    one place every new incident touches, so it stays locked only for that statement and
+    not for the whole creation. A creation that then fails leaves a gap: references are
+    never reused, not always contiguous.
     """
-    with transaction.atomic():
-        bumped = ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
-        if not bumped:
-            ReferenceCounter.objects.get_or_create(year=year)
-            ReferenceCounter.objects.filter(year=year).update(last_number=F("last_number") + 1)
-        number = ReferenceCounter.objects.values_list("last_number", flat=True).get(year=year)
+    table = ReferenceCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (year, last_number) VALUES (%s, 1) "  # noqa: S608
+            f"ON CONFLICT (year) DO UPDATE SET last_number = {table}.last_number + 1 "
+            "RETURNING last_number",
+            [year],
+        )
+        (number,) = cursor.fetchone()
     return f"IR-{year}-{number:04d}"
 
 
@@ -58,6 +62,7 @@ def open_incident(actor: Actor, **fields: Any) -> Incident:
             f"Opened {reference}: {incident.title}",
             {"fields": snapshot(incident, sorted(EDITABLE_INCIDENT_FIELDS))},
             occurred_at=incident.reported_at,
+            opening=True,
         )
         if incident.restricted:
             keep_on_restricted(actor, incident)

@@ -82,6 +82,10 @@ class Finding(models.Model):
 
     def is_newer(self, parsed: ParsedFinding) -> bool:
         """Whether `parsed` is a later version of this finding than the one stored."""
+        if parsed.raw == self.raw:
+            # The same event again. Without times of its own (a generic event without
+            # first_seen, a record without eventTime) it would otherwise look seen just now.
+            return False
         if parsed.count != self.count:
             return parsed.count > self.count
         if parsed.provider_updated_at and self.provider_updated_at:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from findings.choices import FindingSeverity, Source
 # Field sizes: longer values are cut, never refused, so an odd detector cannot make a
 # finding unstorable.
 MAX_TITLE, MAX_TYPE, MAX_ID, MAX_DESCRIPTION = 500, 255, 512, 10_000
+MAX_COUNT = 2**31 - 1
 
 GUARDDUTY_FINDING = "GuardDuty Finding"
 SECURITY_HUB_IMPORTED = "Security Hub Findings - Imported"
@@ -60,6 +62,8 @@ class ParsedFinding:
         self.description = str(self.description or "")[:MAX_DESCRIPTION]
         self.account_id = str(self.account_id or "")[:12]
         self.region = str(self.region or "")[:32]
+        # The column is a 32-bit integer: a runaway counter must not make the finding unstorable.
+        self.count = min(max(int(self.count), 1), MAX_COUNT)
 
     @property
     def primary_resource(self) -> str:
@@ -70,9 +74,9 @@ class ParsedFinding:
 def parse_event(event: Any) -> list[ParsedFinding]:
     """Every finding in one received event; raises Unparseable with the reason."""
     if not isinstance(event, dict):
-        raise Unparseable(f"an event is a JSON object, not {type(event).__name__}")
+        raise Unparseable(f"an event is a JSON object, not {_json_type(event)}")
     try:
-        return _dispatch(event)
+        return _dispatch(_storable(event))
     except Unparseable:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
@@ -86,7 +90,7 @@ def _dispatch(event: dict[str, Any]) -> list[ParsedFinding]:
         if isinstance(event.get(key), list):
             return [_finding_by_shape(item) for item in event[key]]
     if isinstance(event.get("Records"), list):
-        return [cloudtrail(record) for record in event["Records"]]
+        return [cloudtrail(_cloudtrail_keys(record)) for record in event["Records"]]
     if isinstance(event.get("detail"), dict):
         # A partial EventBridge event: the envelope may carry the region the detail lacks.
         detail = dict(event["detail"])
@@ -119,11 +123,14 @@ def _envelope(event: dict[str, Any]) -> list[ParsedFinding]:
 
 def _finding_by_shape(item: Any) -> ParsedFinding:
     if not isinstance(item, dict):
-        raise Unparseable(f"a finding is a JSON object, not {type(item).__name__}")
+        raise Unparseable(f"a finding is a JSON object, not {_json_type(item)}")
     if "AwsAccountId" in item and "ProductArn" in item:
         return asff(item)
     if {"Type", "Id", "Severity"} <= item.keys() and ({"AccountId", "Service"} & item.keys()):
-        return guardduty(_camel(item))
+        parsed = guardduty(_camel(item))
+        # Kept as received: camelCasing also changes keys that are data ("AWS::S3::Bucket").
+        parsed.raw = item
+        return parsed
     if {"type", "id", "severity"} <= item.keys() and ({"accountId", "service"} & item.keys()):
         return guardduty(item)
     record = _cloudtrail_keys(item)
@@ -155,7 +162,7 @@ def guardduty(finding: dict[str, Any]) -> ParsedFinding:
         last_seen=parse_time(service.get("eventLastSeen") or finding.get("updatedAt") or created),
         count=int(service.get("count") or 1),
         provider_updated_at=parse_time(finding.get("updatedAt") or created),
-        resources=_guardduty_resources(finding.get("resource") or {}, finding.get("region", "")),
+        resources=_guardduty_resources(finding),
         raw=finding,
     )
 
@@ -173,7 +180,18 @@ def guardduty_severity(score: float) -> str:
     return FindingSeverity.INFORMATIONAL
 
 
-def _guardduty_resources(resource: dict[str, Any], region: str) -> list[dict[str, Any]]:
+# The resources each resourceType is about. Sample findings fill in every kind of detail
+# (an S3 finding names instance i-99999999 too), and real S3 findings name the caller's key.
+_GUARDDUTY_SUBJECTS = {
+    "Instance": {"AWS::EC2::Instance"},
+    "AccessKey": {"AWS::IAM::User", "AWS::IAM::AccessKey"},
+    "S3Bucket": {"AWS::S3::Bucket"},
+    "EKSCluster": {"AWS::EKS::Cluster"},
+}
+
+
+def _guardduty_resources(finding: dict[str, Any]) -> list[dict[str, Any]]:
+    resource, region = finding.get("resource") or {}, finding.get("region", "")
     kind = resource.get("resourceType", "")
     found: list[dict[str, Any]] = []
     if (instance := resource.get("instanceDetails")) and instance.get("instanceId"):
@@ -191,8 +209,11 @@ def _guardduty_resources(resource: dict[str, Any], region: str) -> list[dict[str
     if (cluster := resource.get("eksClusterDetails")) and cluster.get("name"):
         found.append(_resource("AWS::EKS::Cluster", cluster["name"], region))
     if not found and kind:
-        found.append(_resource(f"GuardDuty::{kind}", kind, region))
-    return found
+        # No resource named (an attack sequence, or a kind not read here): the finding
+        # stands for itself, so unrelated findings of one kind are not grouped together.
+        found.append(_resource(f"GuardDuty::{kind}", finding.get("arn") or finding["id"], region))
+    subjects = _GUARDDUTY_SUBJECTS.get(kind, set())
+    return sorted(found, key=lambda r: r["type"] not in subjects)  # stable: subject first
 
 
 def asff(finding: dict[str, Any]) -> ParsedFinding:
@@ -414,7 +435,7 @@ def _resource(kind: str, identifier: str, region: str, tags: Any = None) -> dict
     return {
         "type": str(kind)[:128],
         "id": str(identifier)[:2048],
-        "region": region,
+        "region": str(region or "")[:32],  # as long as an incident's resources take
         "tags": clean_tags,
     }
 
@@ -428,6 +449,20 @@ def _camel(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_camel(item) for item in value]
+    return value
+
+
+def _storable(value: Any) -> Any:
+    """The event with NUL characters replaced: PostgreSQL stores none, in text or in JSON.
+    NaN and Infinity, which Python's json reads but JSON has not, are refused."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unparseable(f"{value} is not a JSON number; send finite numbers")
     return value
 
 
@@ -448,6 +483,21 @@ def _guess(data: dict[str, Any]) -> str:
     if "accountId" in data or "AccountId" in data:
         return "GuardDuty finding"
     return "event"
+
+
+def _json_type(value: Any) -> str:
+    """What JSON calls the value: the sender wrote JSON, not Python ("NoneType")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def _describe(error: Exception) -> str:

@@ -159,7 +159,11 @@ def resubmit(actor: Actor, kept: QuarantinedEvent, payload: Any) -> EventResult:
 
 def quarantine_raw(actor: Actor, body: str, error: str) -> QuarantinedEvent:
     """Keep a body that was not even JSON."""
-    return QuarantinedEvent.objects.create(received_by=str(actor), payload=body, error=error[:1000])
+    # PostgreSQL's text columns take no NUL character: the one change made to what was sent.
+    payload = body.replace("\x00", "\ufffd")
+    return QuarantinedEvent.objects.create(
+        received_by=str(actor), payload=payload, error=error[:1000]
+    )
 
 
 def _store(
@@ -209,9 +213,9 @@ def _store(
     for index, findings in parsed:
         for finding in findings:
             key = (finding.source, finding.provider_id)
-            outcome = outcome_by_key[key]
-            # A later copy of a finding already counted in this batch is a duplicate.
-            outcome_by_key[key] = Outcome.DUPLICATE
+            # The version that was kept has the outcome; other copies in the batch are
+            # duplicates, whether they came before or after it.
+            outcome = outcome_by_key[key] if finding is latest[key] else Outcome.DUPLICATE
             results[index].findings.append(FindingResult(outcome, stored[key]))
 
 
@@ -285,9 +289,10 @@ def triage(findings: Iterable[Finding], rules: Sequence[TriageRule]) -> None:
         for rule in rules:
             if not rule.matches(finding):
                 continue
-            if finding.decision == Decision.UNTRIAGED:
-                finding.rule = rule
-                finding.decision, finding.decision_reason = _decision(rule)
+            # The first match decides, unless it lets matching go on: then a later match
+            # overrules it (a finding has one decision, one rule, one incident).
+            finding.rule = rule
+            finding.decision, finding.decision_reason = _decision(rule)
             if not rule.continue_matching:
                 break
 
@@ -340,7 +345,13 @@ def covering_incident(finding: Finding, category: str) -> Incident | None:
     identifiers = {r["id"] for r in finding.resources} | {finding.primary_resource}
     return (
         Incident.objects.exclude(status=Status.CLOSED)
-        .filter(category=category, resources__identifier__in=identifiers)
+        # In one filter(), so one resource row matches both: names such as an IAM user's
+        # are unique only within an account.
+        .filter(
+            category=category,
+            resources__identifier__in=identifiers,
+            resources__account_id=finding.account_id,
+        )
         .filter(Q(reported_at__gte=since) | Q(findings__last_seen__gte=since))
         .order_by("-reported_at")
         .distinct()
@@ -403,4 +414,6 @@ def _attach(actor: Actor, finding: Finding, incident: Incident, why: str) -> Non
 
 
 def _as_text(event: Any) -> str:
-    return event if isinstance(event, str) else json.dumps(event, ensure_ascii=False, default=str)
+    # Every event here was read from JSON, a string too: written back as JSON, it is what
+    # was received, and a resubmission reads it as it was first read.
+    return json.dumps(event, ensure_ascii=False, default=str)

@@ -7,7 +7,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from rest_framework import pagination, status
+from rest_framework import filters, pagination, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -40,12 +40,14 @@ class KeysFirstPaginator(django_paginator.Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        keys = queryset.values_list("pk", flat=True)
+        all_keys = queryset.values_list("pk", flat=True)
         if self.count - top < bottom and _ordering_is_total(queryset):
-            keys = keys.reverse()[self.count - top : self.count - bottom]
+            keys = list(all_keys.reverse()[self.count - top : self.count - bottom])[::-1]
         else:
-            keys = keys[bottom:top]
-        rows = list(queryset.filter(pk__in=list(keys)))
+            keys = list(all_keys[bottom:top])
+        # In the keys' order: the rows' own ordering may tie where the keys' did not.
+        by_key = {row.pk: row for row in queryset.filter(pk__in=keys)}
+        rows = [by_key[key] for key in keys if key in by_key]
         return self._get_page(rows, number, self)  # type: ignore[attr-defined,no-any-return]
 
 
@@ -78,6 +80,17 @@ def _ordering_is_total(queryset: QuerySet[Any]) -> bool:
         ):
             return True
     return False
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """DRF's ordering, made total: rows that tie on the asked-for fields follow their key,
+    so a row never shows on two pages or on none."""
+
+    def get_ordering(self, request: Any, queryset: QuerySet[Any], view: Any) -> Any:
+        ordering = super().get_ordering(request, queryset, view)
+        if ordering and not any(field.lstrip("-") in ("pk", "id") for field in ordering):
+            ordering = [*ordering, "-pk" if ordering[0].startswith("-") else "pk"]
+        return ordering
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

@@ -18,6 +18,7 @@ QUEUES = ("default", "cases", "findings")
 TASK_ROUTES = {
     "cases.flag_missed_acknowledgements": {"queue": "cases"},
     "findings.poll_queue": {"queue": "findings"},
+    "irportal.purge_expired_tokens": {"queue": "default"},
 }
 
 app.conf.update(
@@ -38,6 +39,7 @@ app.conf.update(
         },
         # Does nothing unless FINDINGS_QUEUE_URL is set.
         "poll-findings-queue": {"task": "findings.poll_queue", "schedule": 30.0},
+        "purge-expired-tokens": {"task": "irportal.purge_expired_tokens", "schedule": 3600.0},
     },
 )
 app.autodiscover_tasks()

@@ -50,18 +50,21 @@ class TimelineEntryQuerySet(models.QuerySet["TimelineEntry"]):
         data: dict[str, Any] | None = None,
         *,
         occurred_at: datetime | None = None,
+        opening: bool = False,
     ) -> TimelineEntry:
         """Append an entry to the incident's chain: the one way timeline rows are written.
 
         Runs inside the caller's transaction when there is one, so the entry commits or
         rolls back with the change it records. Locking the incident row serializes writers
-        on one incident; each links to the hash of the entry before it.
+        on one incident; each links to the hash of the entry before it. `opening` is for
+        the first entry of an incident inserted in the same transaction: no one else can
+        see it yet, so there is nothing to lock and no chain to read.
         """
         if kind not in KNOWN_KINDS:
             raise ValueError(f"unknown timeline entry kind {kind!r}")
 
         with transaction.atomic(savepoint=False):
-            head = self._lock_chain_head(incident)
+            head = None if opening else self._lock_chain_head(incident)
             sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
             recorded_at = timezone.now()
 

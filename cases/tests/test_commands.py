@@ -59,3 +59,20 @@ def test_issue_token_can_set_an_expiry(responder):
     call_command("issue_token", "rui", "--days", "30", stdout=io.StringIO(), stderr=io.StringIO())
 
     assert AuthToken.objects.get(user=responder).expiry is not None
+
+
+def test_an_expired_token_is_refused_and_purged(responder):
+    from datetime import timedelta
+
+    from knox.models import AuthToken
+
+    from irportal.tasks import purge_expired_tokens
+
+    _, expired = AuthToken.objects.create(user=responder, expiry=timedelta(seconds=-1))
+    AuthToken.objects.create(user=responder, expiry=timedelta(seconds=-1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {expired}")
+
+    assert client.get("/api/v1/incidents/").status_code == 401
+    assert purge_expired_tokens() == 1
+    assert not AuthToken.objects.filter(user=responder).exists()

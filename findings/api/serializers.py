@@ -169,6 +169,18 @@ class TriageRuleSerializer(serializers.ModelSerializer):
             )
         return attrs
 
+    def to_representation(self, instance: TriageRule) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        request = self.context.get("request")
+        target = instance.target_incident_id
+        # Every role reads rules, but a restricted incident is known only to those who may
+        # see it: its reference is not shown to anyone else.
+        if target and request is not None:
+            visible = Incident.objects.visible_to(request.user).filter(pk=target).exists()
+            if not visible:
+                data["target_incident"] = None
+        return data
+
     def _current(self) -> dict[str, Any]:
         if self.instance is None:
             return {}

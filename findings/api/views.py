@@ -86,11 +86,10 @@ class EventsView(APIView):
         try:
             body = request.body
         except RequestDataTooBig:
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
-            return Response(
-                {"detail": f"The body is larger than {limit} MiB; send fewer events at a time."},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+            # In bytes: the default limit, 2.5 MiB, is not a whole number of MiB.
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            detail = f"The body is larger than {limit:,} bytes; send fewer events at a time."
+            return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
         try:
             payload = json.loads(body)
