@@ -196,18 +196,25 @@ def _store(
             stored[key] = row
             outcome_by_key[key] = Outcome.NEW
 
+    # Triage looks again at findings still waiting for a decision: one that has grown more
+    # severe may now match a rule that it did not match before.
+    waiting = [row for row in changed if row.decision == Decision.UNTRIAGED]
+    if created or waiting:
+        rules = list(TriageRule.objects.filter(enabled=True).select_related("target_incident"))
+        triage([*created, *waiting], rules)
+
     if changed:
-        Finding.objects.bulk_update(changed, [*UPDATABLE, "updated_at", "revisions"])
+        Finding.objects.bulk_update(
+            changed, [*UPDATABLE, "updated_at", "revisions", "decision", "decision_reason", "rule"]
+        )
         for row in changed:
             if row.incident_id:
                 _record_update(actor, row)
     if created:
-        rules = list(TriageRule.objects.filter(enabled=True).select_related("target_incident"))
-        triage(created, rules)
         Finding.objects.bulk_create(created)
-        for row in created:
-            if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED):
-                _act_on(row)
+    for row in [*created, *waiting]:
+        if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED):
+            _act_on(row)
         logger.info("findings.stored new=%s updated=%s actor=%s", len(created), len(changed), actor)
 
     for index, findings in parsed:

@@ -148,7 +148,8 @@ class FindingViewSet(viewsets.ReadOnlyModelViewSet):
         "incident__reference",
     ]
     search_fields = ["title", "type", "provider_id", "primary_resource"]
-    ordering_fields = ["received_at", "first_seen", "last_seen", "severity"]
+    # Not by severity: its values sort by name, not by rank.
+    ordering_fields = ["received_at", "first_seen", "last_seen"]
 
     def get_queryset(self) -> QuerySet[Finding]:
         # The list never shows raw payloads, so it does not load them.

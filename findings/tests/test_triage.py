@@ -604,3 +604,24 @@ def test_a_rule_a_lead_writes_triages_the_next_finding(api, lead, incident, inge
     [finding] = ingest(event())
 
     assert (finding.incident, finding.rule.name) == (incident, "Into the open case")
+
+
+def test_an_untriaged_finding_that_grows_severe_is_triaged_again(api, integration):
+    from findings.demo import guardduty_event
+
+    client = api(integration)
+    quiet = guardduty_event(
+        "Backdoor:EC2/C&CActivity.B", 2.0, instance_id="i-0grows", finding_id="f-1"
+    )
+    client.post("/api/v1/events/", quiet, format="json")
+    assert Finding.objects.get(provider_id="f-1").decision == "untriaged"
+
+    loud = guardduty_event(
+        "Backdoor:EC2/C&CActivity.B", 8.0, instance_id="i-0grows", finding_id="f-1", count=3
+    )
+    answer = client.post("/api/v1/events/", loud, format="json").json()
+
+    finding = Finding.objects.get(provider_id="f-1")
+    assert answer["outcome"] == "updated"
+    assert finding.decision == "opened"
+    assert finding.incident is not None and finding.incident.category == "compromised_instance"
