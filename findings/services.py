@@ -21,6 +21,7 @@ from findings.choices import Decision, FindingSeverity, Outcome, RuleEffect
 from findings.models import Finding, QuarantinedEvent, TriageRule
 from findings.parsing import ParsedFinding, Unparseable, parse_event
 from irportal.actors import Actor, ActorKind
+from irportal.errors import StateConflict
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +342,50 @@ def _act_on(finding: Finding) -> None:
             actor, finding, covering, "joined: same resource and related type, within the window"
         )
     else:
-        _attach(actor, finding, _open_for(actor, finding, rule), f"opened by rule {rule.name}")
+        incident = open_incident_for(
+            actor,
+            finding,
+            severity=rule.incident_severity,
+            category=rule.incident_category,
+            restricted=rule.restricted,
+            commander=rule.commander,
+            objectives=rule.objectives,
+        )
+        _attach(actor, finding, incident, f"opened by rule {rule.name}")
+
+
+def triage_by_hand(
+    actor: Actor,
+    finding: Finding,
+    decision: str,
+    *,
+    incident: Incident | None = None,
+    reason: str = "",
+    severity: str = "",
+    category: str = "other",
+) -> Finding:
+    """A person decides for a finding that no rule took into an incident: open an
+    incident for it, attach it to one, or suppress it as benign."""
+    with transaction.atomic():
+        finding = Finding.objects.select_for_update().get(pk=finding.pk)
+        if finding.incident_id:
+            raise StateConflict(f"this finding is part of {finding.incident} already")
+        finding.rule = None
+        finding.decision = decision
+        if decision == Decision.SUPPRESSED:
+            finding.decision_reason = f"suppressed by {actor.name}: {reason}"
+            finding.save(update_fields=["decision", "decision_reason", "rule"])
+        elif decision == Decision.ATTACHED and incident is not None:
+            finding.decision_reason = f"attached by {actor.name}"
+            _attach(actor, finding, incident, f"attached by {actor.name}")
+        elif decision == Decision.OPENED:
+            finding.decision_reason = f"opened by {actor.name}"
+            opened = open_incident_for(actor, finding, severity=severity, category=category)
+            _attach(actor, finding, opened, f"opened by {actor.name}")
+        else:
+            raise ValueError(f"cannot decide {decision!r} by hand")
+        finding.save(update_fields=["rule"])
+    return finding
 
 
 def covering_incident(finding: Finding, category: str) -> Incident | None:
@@ -366,15 +410,25 @@ def covering_incident(finding: Finding, category: str) -> Incident | None:
     )
 
 
-def _open_for(actor: Actor, finding: Finding, rule: TriageRule) -> Incident:
+def open_incident_for(
+    actor: Actor,
+    finding: Finding,
+    *,
+    severity: str = "",
+    category: str = "other",
+    restricted: bool = False,
+    commander: Any = None,
+    objectives: Sequence[str] = (),
+) -> Incident:
+    """An incident about `finding`, with its resources; severity defaults from the finding."""
     now = timezone.now()
     incident = cases.open_incident(
         actor,
         title=finding.title[:200],
         summary=finding.description[:5000],
-        severity=rule.incident_severity or INCIDENT_SEVERITY[FindingSeverity(finding.severity)],
-        category=rule.incident_category,
-        restricted=rule.restricted,
+        severity=severity or INCIDENT_SEVERITY[FindingSeverity(finding.severity)],
+        category=category,
+        restricted=restricted,
         detected_at=min(finding.first_seen, now),
         reported_at=now,
     )
@@ -390,9 +444,9 @@ def _open_for(actor: Actor, finding: Finding, rule: TriageRule) -> Incident:
                 tags=resource.get("tags") or {},
             ),
         )
-    if rule.commander:
-        cases.add(actor, Participant(incident=incident, user=rule.commander, role="commander"))
-    for kind in rule.objectives:
+    if commander:
+        cases.add(actor, Participant(incident=incident, user=commander, role="commander"))
+    for kind in objectives:
         cases.add(actor, Objective(incident=incident, kind=kind))
     return incident
 

@@ -6,9 +6,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from cases.choices import ObjectiveKind
+from cases.choices import Category, ObjectiveKind, Severity
 from cases.models import Incident
-from findings.choices import SEVERITY_RANKS, RuleEffect, Source
+from findings.choices import SEVERITY_RANKS, Decision, RuleEffect, Source
 from findings.models import Finding, QuarantinedEvent, TriageRule
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -196,3 +196,33 @@ class RulePreviewSerializer(TriageRuleSerializer):
 
     class Meta(TriageRuleSerializer.Meta):
         fields = [*TriageRuleSerializer.Meta.fields, "limit"]
+
+
+class HandTriageSerializer(serializers.Serializer):
+    """A person's decision for a finding no rule took into an incident."""
+
+    decision = serializers.ChoiceField(
+        choices=[
+            (d.value, d.label) for d in (Decision.OPENED, Decision.ATTACHED, Decision.SUPPRESSED)
+        ]
+    )
+    incident = serializers.SlugRelatedField(
+        slug_field="reference", queryset=Incident.objects.none(), required=False
+    )
+    reason = serializers.CharField(required=False, default="", max_length=300)
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False, default="")
+    category = serializers.ChoiceField(choices=Category.choices, default=Category.OTHER)
+
+    def get_fields(self) -> Any:
+        # Only incidents the person can see: another's answers "does not exist".
+        fields = super().get_fields()
+        if request := self.context.get("request"):
+            fields["incident"].queryset = Incident.objects.visible_to(request.user)  # type: ignore[attr-defined]
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["decision"] == Decision.ATTACHED and not attrs.get("incident"):
+            raise serializers.ValidationError({"incident": "Name the incident to attach it to."})
+        if attrs["decision"] == Decision.SUPPRESSED and not attrs.get("reason"):
+            raise serializers.ValidationError({"reason": "Say why this finding is benign."})
+        return attrs

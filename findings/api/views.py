@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +20,7 @@ from findings import services
 from findings.api.serializers import (
     FindingDetailSerializer,
     FindingSerializer,
+    HandTriageSerializer,
     QuarantinedEventSerializer,
     RulePreviewSerializer,
     TriageRuleSerializer,
@@ -158,6 +160,30 @@ class FindingViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self) -> Any:
         return FindingSerializer if self.action == "list" else FindingDetailSerializer
+
+    @extend_schema(
+        request=HandTriageSerializer,
+        responses={
+            200: FindingDetailSerializer,
+            403: OpenApiTypes.OBJECT,
+            409: OpenApiTypes.OBJECT,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def triage(self, request: Request, pk: str) -> Response:
+        """Decide by hand: open an incident for the finding, attach it to one, or suppress it."""
+        finding = self.get_object()
+        if not roles.may_open_incidents(request.user):
+            raise PermissionDenied("Your role does not triage findings.")
+        decision = HandTriageSerializer(data=request.data, context={"request": request})
+        decision.is_valid(raise_exception=True)
+        incident = decision.validated_data.get("incident")
+        if incident is not None and not incident.may_change(request.user):
+            raise PermissionDenied("You can read that incident but not change it.")
+
+        actor = Actor.for_user(request.user)  # type: ignore[arg-type]
+        finding = services.triage_by_hand(actor, finding, **decision.validated_data)
+        return Response(FindingDetailSerializer(finding, context={"request": request}).data)
 
 
 class QuarantineViewSet(viewsets.ReadOnlyModelViewSet):
