@@ -44,3 +44,9 @@ class RuleEffect(models.TextChoices):
     OPEN_INCIDENT = "open_incident", "Open an incident (or join one that covers it)"
     ATTACH = "attach", "Attach to an existing incident"
     SUPPRESS = "suppress", "Suppress as known benign"
+
+
+# What a person may decide for a finding by hand.
+HAND_DECISIONS = [
+    (d.value, d.label) for d in (Decision.OPENED, Decision.ATTACHED, Decision.SUPPRESSED)
+]

@@ -165,6 +165,8 @@ SPECTACULAR_SETTINGS = {
         "IncidentSeverityEnum": "cases.choices.Severity",
         "CategoryEnum": "cases.choices.Category",
         "FindingSeverityEnum": "findings.choices.FindingSeverity",
+        "FindingDecisionEnum": "findings.choices.Decision",
+        "HandDecisionEnum": "findings.choices.HAND_DECISIONS",
     },
     # Swagger UI served from the installed package, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from cases.choices import Category, ObjectiveKind, Severity
 from cases.models import Incident
-from findings.choices import SEVERITY_RANKS, Decision, RuleEffect, Source
+from findings.choices import HAND_DECISIONS, SEVERITY_RANKS, Decision, RuleEffect, Source
 from findings.models import Finding, QuarantinedEvent, TriageRule
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -201,11 +201,7 @@ class RulePreviewSerializer(TriageRuleSerializer):
 class HandTriageSerializer(serializers.Serializer):
     """A person's decision for a finding no rule took into an incident."""
 
-    decision = serializers.ChoiceField(
-        choices=[
-            (d.value, d.label) for d in (Decision.OPENED, Decision.ATTACHED, Decision.SUPPRESSED)
-        ]
-    )
+    decision = serializers.ChoiceField(choices=HAND_DECISIONS)
     incident = serializers.SlugRelatedField(
         slug_field="reference", queryset=Incident.objects.none(), required=False
     )
