@@ -6,12 +6,11 @@ recorded in the timeline the same way.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -25,23 +24,13 @@ from cases.choices import MANUAL_ENTRY_KINDS, Resolution, Severity, Status
 from cases.models import Incident, TimelineEntry, TransitionNotAllowed
 from cases.models.incident import NEXT_STATUSES
 from irportal import roles
-from irportal.actors import Actor
-
-
-def _reader(request: HttpRequest) -> User:
-    """The signed-in person; integrations hold tokens for the API, not page sessions."""
-    user = cast(User, request.user)
-    if roles.roles_of(user) == {roles.INTEGRATION} and not user.is_superuser:
-        raise PermissionDenied("Integration accounts use the API.")
-    return user
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.for_user(_reader(request))
+from irportal.pages import page_actor, page_user
 
 
 def _incident_for_change(request: HttpRequest, reference: str) -> Incident:
-    incident = get_object_or_404(Incident.objects.visible_to(_reader(request)), reference=reference)
+    incident = get_object_or_404(
+        Incident.objects.visible_to(page_user(request)), reference=reference
+    )
     if not incident.may_change(request.user):
         raise PermissionDenied("You can read this incident but not change it.")
     return incident
@@ -78,7 +67,7 @@ class EntryForm(forms.Form):
 
 @login_required
 def incident_list(request: HttpRequest) -> HttpResponse:
-    incidents = Incident.objects.visible_to(_reader(request))
+    incidents = Incident.objects.visible_to(page_user(request))
     status = request.GET.getlist("status") or [s for s in Status.values if s != Status.CLOSED]
     incidents = incidents.filter(status__in=status)
     if severity := request.GET.getlist("severity"):
@@ -105,7 +94,9 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def incident_detail(request: HttpRequest, reference: str) -> HttpResponse:
-    incident = get_object_or_404(Incident.objects.visible_to(_reader(request)), reference=reference)
+    incident = get_object_or_404(
+        Incident.objects.visible_to(page_user(request)), reference=reference
+    )
     timeline = TimelineEntry.objects.filter(incident=incident).order_by("-sequence")
     next_statuses = NEXT_STATUSES[Status(incident.status)]
     return render(
@@ -131,12 +122,12 @@ def incident_detail(request: HttpRequest, reference: str) -> HttpResponse:
 
 @login_required
 def incident_create(request: HttpRequest) -> HttpResponse:
-    _reader(request)
+    page_user(request)
     if not roles.may_open_incidents(request.user):
         raise PermissionDenied("Your role cannot open incidents.")
     form = IncidentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        incident = services.open_incident(_actor(request), **form.cleaned_data)
+        incident = services.open_incident(page_actor(request), **form.cleaned_data)
         messages.success(request, f"Opened {incident.reference}.")
         return redirect("incident-detail", reference=incident.reference)
     return render(request, "cases/incident_form.html", {"form": form})
@@ -146,7 +137,7 @@ def incident_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def incident_acknowledge(request: HttpRequest, reference: str) -> HttpResponse:
     incident = _incident_for_change(request, reference)
-    if incident.acknowledge(_actor(request)):
+    if incident.acknowledge(page_actor(request)):
         messages.success(request, f"You acknowledged {incident.reference}.")
     return redirect("incident-detail", reference=reference)
 
@@ -160,7 +151,7 @@ def incident_transition(request: HttpRequest, reference: str) -> HttpResponse:
         messages.error(request, "Choose a status.")
     else:
         try:
-            incident.move_to(_actor(request), **form.cleaned_data)
+            incident.move_to(page_actor(request), **form.cleaned_data)
             messages.success(request, f"{incident.reference} is now {incident.status}.")
         except TransitionNotAllowed as refusal:
             messages.error(request, str(refusal))
@@ -173,7 +164,7 @@ def incident_add_entry(request: HttpRequest, reference: str) -> HttpResponse:
     incident = _incident_for_change(request, reference)
     form = EntryForm(request.POST)
     if form.is_valid():
-        services.write_entry(_actor(request), incident, **form.cleaned_data)
+        services.write_entry(page_actor(request), incident, **form.cleaned_data)
         messages.success(request, "Added to the timeline.")
     else:
         problems = (

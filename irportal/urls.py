@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("cases.urls")),
+    path("", include("findings.urls")),
 ]
