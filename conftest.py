@@ -105,6 +105,14 @@ def restricted_incident(make_incident: Callable[..., Incident], responder: User)
     return incident
 
 
+@pytest.fixture(autouse=True)
+def fresh_rules_cache() -> None:
+    """Each test's rules come from its own database state, not an earlier test's."""
+    from findings import services as findings_services
+
+    findings_services.forget_rules()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """moto's server on a free local port: real boto3 calls over HTTP to a simulated AWS."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from cases import services as cases
@@ -113,18 +116,30 @@ def ingest(actor: Actor, events: Sequence[Any]) -> list[EventResult]:
         except Unparseable as refusal:
             results[index].error = str(refusal)
 
-    for attempt in range(3):
+    for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 _quarantine(actor, events, results)
                 _store(actor, parsed, results)
             break
-        except IntegrityError:
-            if attempt == 2:
+        except (IntegrityError, OperationalError) as error:
+            if attempt == ATTEMPTS or not _worth_retrying(error):
                 raise
+            logger.warning("findings.retry attempt=%s error=%s actor=%s", attempt, error, actor)
             for result in results:
                 result.findings.clear()
     return results
+
+
+ATTEMPTS = 4
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """A lost race (unique violation), a deadlock or a serialization failure: the same
+    work succeeds when run again."""
+    if isinstance(error, IntegrityError):
+        return True
+    return getattr(error.__cause__, "sqlstate", None) in ("40P01", "40001")
 
 
 def _quarantine(actor: Actor, events: Sequence[Any], results: list[EventResult]) -> None:
@@ -201,21 +216,27 @@ def _store(
     # severe may now match a rule that it did not match before.
     waiting = [row for row in changed if row.decision == Decision.UNTRIAGED]
     if created or waiting:
-        rules = list(TriageRule.objects.filter(enabled=True).select_related("target_incident"))
-        triage([*created, *waiting], rules)
+        triage([*created, *waiting], enabled_rules())
 
     if changed:
         Finding.objects.bulk_update(
             changed, [*UPDATABLE, "updated_at", "revisions", "decision", "decision_reason", "rule"]
         )
-        for row in changed:
-            if row.incident_id:
-                _record_update(actor, row)
     if created:
         Finding.objects.bulk_create(created)
-    for row in [*created, *waiting]:
-        if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED):
-            _act_on(row)
+
+    acting = [
+        row
+        for row in [*created, *waiting]
+        if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED)
+    ]
+    planned = _lock_incidents(changed, acting)
+    for row in changed:
+        if row.incident_id:
+            _record_update(actor, row)
+    for row in acting:
+        _act_on(row, planned.get(row.pk))
+    if created or changed:
         logger.info("findings.stored new=%s updated=%s actor=%s", len(created), len(changed), actor)
 
     for index, findings in parsed:
@@ -236,10 +257,67 @@ def _existing(latest: dict[tuple[str, str], ParsedFinding]) -> dict[tuple[str, s
         condition |= Q(source=source, provider_id__in=ids)
     if not by_source:
         return {}
-    rows = (
-        Finding.objects.select_for_update(of=("self",)).select_related("incident").filter(condition)
-    )
+    # Locked in id order, so two batches re-sending the same findings wait for each other
+    # instead of deadlocking.
+    rows = list(Finding.objects.select_for_update().filter(condition).order_by("pk"))
+    incident_ids = {row.incident_id for row in rows if row.incident_id}
+    if incident_ids:
+        incidents = Incident.objects.in_bulk(incident_ids)
+        for row in rows:
+            if row.incident_id:
+                row.incident = incidents[row.incident_id]
     return {(row.source, row.provider_id): row for row in rows}
+
+
+def _lock_incidents(changed: list[Finding], acting: list[Finding]) -> dict[int, Incident]:
+    """Lock, in id order, every existing incident this batch is about to write to.
+
+    Batches that touch the same incidents then take their locks in the same order and
+    cannot deadlock. Returns where each acting finding is expected to go, found before
+    anything was locked; `_act_on` checks again for those that had nowhere to go, since an
+    earlier finding of the batch may have opened an incident for them.
+    """
+    planned: dict[int, Incident] = {}
+    for row in acting:
+        assert row.rule is not None
+        if row.decision == Decision.ATTACHED and row.rule.target_incident:
+            planned[row.pk] = row.rule.target_incident
+        elif covering := covering_incident(row, row.rule.incident_category):
+            planned[row.pk] = covering
+    touched = {row.incident_id for row in changed if row.incident_id}
+    touched |= {incident.pk for incident in planned.values()}
+    if touched:
+        list(
+            Incident.objects.select_for_update().filter(pk__in=touched).order_by("pk").values("pk")
+        )
+    return planned
+
+
+_rules_cache: tuple[float, list[TriageRule]] | None = None
+RULES_CACHE_SECONDS = 5.0
+
+
+def enabled_rules() -> list[TriageRule]:
+    """The enabled rules in order, read at most every few seconds per process.
+
+    Every request triages, and reading the rules was a fifth of a single event's cost. A
+    rule saved in this process clears the cache at once; other processes see it within
+    RULES_CACHE_SECONDS.
+    """
+    global _rules_cache
+    now = time.monotonic()
+    if _rules_cache is None or now - _rules_cache[0] > RULES_CACHE_SECONDS:
+        rules = TriageRule.objects.filter(enabled=True).select_related(
+            "target_incident", "commander"
+        )
+        _rules_cache = (now, list(rules))
+    return _rules_cache[1]
+
+
+@receiver([post_save, post_delete], sender=TriageRule)
+def forget_rules(**kwargs: Any) -> None:
+    global _rules_cache
+    _rules_cache = None
 
 
 def _newer(a: ParsedFinding, b: ParsedFinding) -> bool:
@@ -317,7 +395,7 @@ def rule_actor(rule: TriageRule) -> Actor:
     return Actor(kind=ActorKind.RULE, name=rule.name)
 
 
-def _act_on(finding: Finding) -> None:
+def _act_on(finding: Finding, planned: Incident | None = None) -> None:
     """Carry out an incident-touching decision for a finding that is already stored."""
     rule = finding.rule
     assert rule is not None
@@ -334,7 +412,7 @@ def _act_on(finding: Finding) -> None:
         _attach(actor, finding, incident, f"attached by rule {rule.name}")
         return
 
-    covering = covering_incident(finding, rule.incident_category)
+    covering = planned or covering_incident(finding, rule.incident_category)
     if covering:
         finding.decision = Decision.JOINED
         finding.decision_reason = f"joined {covering.reference}: same resource, related type"
