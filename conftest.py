@@ -40,7 +40,6 @@ def _missing(what: str) -> None:
 def _member(username: str, role: str | None = None, **flags: Any) -> User:
     user = User.objects.create_user(username, password="x", **flags)
     if role:
-        # get_or_create: a transactional test's flush empties the groups the migration made.
         user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 

@@ -140,7 +140,7 @@ def test_timeline_reads_newest_first_on_request(api, responder, incident, actor)
 
 
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_writers_keep_one_chain(lead):
     from cases import services
 

@@ -36,7 +36,7 @@ def joining_batch(seed: int) -> list[dict]:
 
 
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_batches_on_the_same_incidents_all_succeed():
     # One incident per instance, each with a finding that later batches update.
     services.ingest(

@@ -37,7 +37,7 @@ def test_every_scheduled_task_exists():
 
 @pytest.mark.redis
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_on_redis_runs_the_deadline_check(make_incident):
     """The real path: a message through Redis, a worker thread, a row in PostgreSQL."""
     assert settings.CELERY_BROKER_URL.startswith("redis://")
