@@ -105,11 +105,14 @@ def restricted_incident(make_incident: Callable[..., Incident], responder: User)
 
 
 @pytest.fixture(autouse=True)
-def fresh_rules_cache() -> None:
-    """Each test's rules come from its own database state, not an earlier test's."""
+def fresh_caches() -> None:
+    """Each test's rules and roles come from its own database state, not an earlier test's."""
+    from django.core.cache import cache
+
     from findings import services as findings_services
 
     findings_services.forget_rules()
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

@@ -6,3 +6,6 @@ class IrportalConfig(AppConfig):
 
     name = "irportal"
     verbose_name = "IR Portal"
+
+    def ready(self) -> None:
+        from irportal import signals  # noqa: F401 - connects the receivers

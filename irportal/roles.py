@@ -1,6 +1,7 @@
 """The roles people and integrations hold, as Django groups created by a migration."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 
 RESPONDER = "responder"
 LEAD = "lead"
@@ -12,16 +13,30 @@ ALL = (RESPONDER, LEAD, LEADERSHIP, INTEGRATION)
 WORKING = frozenset({RESPONDER, LEAD, INTEGRATION})
 
 
+# Every request asks; the answer changes only when someone's groups do, and then
+# `irportal.signals` forgets it. The expiry is a backstop, not the mechanism.
+ROLES_CACHE_SECONDS = 300
+
+
+def roles_cache_key(user_id: int) -> str:
+    return f"irportal:roles:{user_id}"
+
+
 def roles_of(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
-    """The user's role names, read once per user object (a request's user lives as long)."""
+    """The user's role names: kept on the user object for the request, and in the cache."""
     if not user.is_authenticated:
         return frozenset()
-    cached: frozenset[str] | None = getattr(user, "_irportal_roles", None)
-    if cached is None:
-        names = user.groups.filter(name__in=ALL).values_list("name", flat=True)  # type: ignore[attr-defined]
-        cached = frozenset(names)
-        user._irportal_roles = cached  # type: ignore[union-attr,attr-defined]
-    return cached
+    held: frozenset[str] | None = getattr(user, "_irportal_roles", None)
+    if held is None:
+        key = roles_cache_key(user.pk)
+        stored = cache.get(key)
+        if stored is None:
+            names = user.groups.filter(name__in=ALL).values_list("name", flat=True)  # type: ignore[attr-defined]
+            stored = sorted(names)
+            cache.set(key, stored, ROLES_CACHE_SECONDS)
+        held = frozenset(stored)
+        user._irportal_roles = held  # type: ignore[union-attr,attr-defined]
+    return held
 
 
 def is_lead(user: AbstractBaseUser | AnonymousUser) -> bool:

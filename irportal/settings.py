@@ -126,6 +126,20 @@ STATIC_ROOT.mkdir(exist_ok=True)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# Only roles are cached (irportal.roles); Redis where it runs, so every process forgets a
+# changed membership at once.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "irportal",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # A batch of 500 detector events of 5 to 20 KB each must fit in one request.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)
 
