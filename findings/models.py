@@ -74,7 +74,6 @@ class Finding(models.Model):
         indexes = [
             models.Index(fields=["-received_at", "-id"], name="finding_newest_first"),
             models.Index(fields=["decision", "-received_at"], name="finding_queue"),
-            models.Index(fields=["primary_resource"], name="finding_by_resource"),
         ]
 
     def __str__(self) -> str:
