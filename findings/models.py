@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import re
+from fnmatch import translate
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -170,12 +172,17 @@ class TriageRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @cached_property
+    def _type_pattern(self) -> re.Pattern[str]:
+        """The globs as one expression: rules are cached and tried on every finding."""
+        return re.compile("|".join(f"(?:{translate(p)})" for p in self.type_patterns))
+
     def matches(self, finding: Finding) -> bool:
         if not self.enabled or (self.expires_at and self.expires_at <= timezone.now()):
             return False
         if self.sources and finding.source not in self.sources:
             return False
-        if self.type_patterns and not any(fnmatchcase(finding.type, p) for p in self.type_patterns):
+        if self.type_patterns and not self._type_pattern.match(finding.type):
             return False
         rank = SEVERITY_RANKS[finding.severity]
         if self.min_severity and rank < SEVERITY_RANKS[self.min_severity]:

@@ -452,15 +452,27 @@ def _camel(value: Any) -> Any:
     return value
 
 
-def _storable(value: Any) -> Any:
+def _storable(event: dict[str, Any]) -> dict[str, Any]:
     """The event with NUL characters replaced: PostgreSQL stores none, in text or in JSON.
-    NaN and Infinity, which Python's json reads but JSON has not, are refused."""
+    NaN and Infinity, which Python's json reads but JSON has not, are refused.
+
+    Most events have neither; one pass of the C encoder says so far faster than walking
+    the event in Python.
+    """
+    try:
+        text = json.dumps(event, allow_nan=False)
+    except ValueError:
+        return _scrubbed(event)  # raises for the NaN or Infinity, naming it
+    return _scrubbed(event) if "\\u0000" in text else event
+
+
+def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return [_scrubbed(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise Unparseable(f"{value} is not a JSON number; send finite numbers")
     return value

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, JSONField, OuterRef, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -284,9 +284,7 @@ def _insert_rows(rows: list[Finding]) -> None:
     columns = ", ".join(_column(f) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {Finding._meta.db_table} ({columns}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
-    values = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows
-    ]
+    values = [[_prepared(f, row) for f in fields] for row in rows]
     with connection.cursor() as cursor:
         psycopg_cursor = cursor.cursor
         psycopg_cursor.executemany(sql, values, returning=True)
@@ -309,12 +307,19 @@ def _update_rows(rows: list[Finding]) -> None:
     fields = [f for f in Finding._meta.concrete_fields if f.name in CHANGEABLE]
     assignments = ", ".join(f"{_column(f)} = %s" for f in fields)
     sql = f"UPDATE {Finding._meta.db_table} SET {assignments} WHERE id = %s"  # noqa: S608
-    values = [
-        [*(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields), row.pk]
-        for row in rows
-    ]
+    values = [[*(_prepared(f, row) for f in fields), row.pk] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, values)
+
+
+def _prepared(field: Any, row: Finding) -> Any:
+    """A column's value as psycopg takes it. Only JSON needs Django's preparation (an
+    adapter); the other values already have their database types, and preparing every
+    one cost a tenth of a batch."""
+    value = getattr(row, field.attname)
+    if isinstance(field, JSONField):
+        return field.get_db_prep_save(value, connection)
+    return value
 
 
 def _column(field: Any) -> str:
