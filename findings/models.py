@@ -58,7 +58,12 @@ class Finding(models.Model):
     revisions = models.PositiveIntegerField(default=1, help_text="Versions received.")
 
     incident = models.ForeignKey(
-        Incident, null=True, blank=True, on_delete=models.PROTECT, related_name="findings"
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="findings",
+        db_index=False,  # finding_by_incident_recency leads with it
     )
     decision = models.CharField(max_length=16, choices=Decision.choices, default=Decision.UNTRIAGED)
     rule = models.ForeignKey(
@@ -76,6 +81,9 @@ class Finding(models.Model):
         indexes = [
             models.Index(fields=["-received_at", "-id"], name="finding_newest_first"),
             models.Index(fields=["decision", "-received_at"], name="finding_queue"),
+            # Grouping asks whether an incident saw a finding lately; an incident may have
+            # thousands.
+            models.Index(fields=["incident", "-last_seen"], name="finding_by_incident_recency"),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Exists, JSONField, OuterRef, Q
+from django.db.models import JSONField, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -529,19 +529,29 @@ def covering_incident(finding: Finding, category: str) -> Incident | None:
         return None
     since = finding.first_seen - settings.FINDING_GROUPING_WINDOW
     identifiers = {r["id"] for r in finding.resources} | {finding.primary_resource}
-    # One resource row must match both: names such as an IAM user's are unique only
-    # within an account. EXISTS rather than joins: no duplicate rows to make DISTINCT.
-    same_resource = AffectedResource.objects.filter(
-        incident=OuterRef("pk"), identifier__in=identifiers, account_id=finding.account_id
+    # One resource row must match both the name and the account: names such as an IAM
+    # user's are unique only within an account. Plain SQL: this runs for every finding
+    # that would open an incident, and building it through the ORM cost fifty times what
+    # the database spent answering it.
+    names = sorted(identifiers)
+    moment = connection.ops.adapt_datetimefield_value(since)
+    found = Incident.objects.raw(
+        f"""
+        SELECT i.* FROM {Incident._meta.db_table} i
+        WHERE i.status <> %s AND i.category = %s
+          AND EXISTS (
+            SELECT 1 FROM {AffectedResource._meta.db_table} r
+            WHERE r.incident_id = i.id AND r.account_id = %s
+              AND r.identifier IN ({", ".join(["%s"] * len(names))}))
+          AND (i.reported_at >= %s OR EXISTS (
+            SELECT 1 FROM {Finding._meta.db_table} f
+            WHERE f.incident_id = i.id AND f.last_seen >= %s))
+        ORDER BY i.reported_at DESC
+        LIMIT 1
+        """,  # noqa: S608 - table names from the models; every value is a parameter
+        [Status.CLOSED, category, finding.account_id, *names, moment, moment],
     )
-    recent_finding = Finding.objects.filter(incident=OuterRef("pk"), last_seen__gte=since)
-    return (
-        Incident.objects.exclude(status=Status.CLOSED)
-        .filter(Exists(same_resource), category=category)
-        .filter(Q(reported_at__gte=since) | Exists(recent_finding))
-        .order_by("-reported_at")
-        .first()
-    )
+    return next(iter(found), None)
 
 
 def open_incident_for(
