@@ -40,6 +40,17 @@ class BrokenLink:
         return f"{self.incident_reference} entry {self.sequence}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """One entry to append: who, what kind, a line, structured data, and when it happened."""
+
+    actor: Actor
+    kind: str
+    summary: str
+    data: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+
+
 class TimelineEntryQuerySet(models.QuerySet["TimelineEntry"]):
     def append(
         self,
@@ -60,38 +71,52 @@ class TimelineEntryQuerySet(models.QuerySet["TimelineEntry"]):
         the first entry of an incident inserted in the same transaction: no one else can
         see it yet, so there is nothing to lock and no chain to read.
         """
-        if kind not in KNOWN_KINDS:
-            raise ValueError(f"unknown timeline entry kind {kind!r}")
+        new = NewEntry(actor, kind, summary, data, occurred_at)
+        return self.append_many(incident, [new], opening=opening)[0]
+
+    def append_many(
+        self, incident: Incident, new: list[NewEntry], *, opening: bool = False
+    ) -> list[TimelineEntry]:
+        """Append several entries to one incident's chain, under one lock, in one insert."""
+        unknown = [entry.kind for entry in new if entry.kind not in KNOWN_KINDS]
+        if unknown:
+            raise ValueError(f"unknown timeline entry kind {unknown[0]!r}")
 
         with transaction.atomic(savepoint=False):
             head = None if opening else self._lock_chain_head(incident)
             sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
             recorded_at = timezone.now()
+            entries: list[TimelineEntry] = []
+            for offset, item in enumerate(new):
+                entry = TimelineEntry(
+                    incident=incident,
+                    sequence=sequence + offset,
+                    recorded_at=recorded_at,
+                    occurred_at=item.occurred_at or recorded_at,
+                    actor_kind=item.actor.kind,
+                    actor_user=item.actor.user,
+                    actor_name=item.actor.name,
+                    kind=item.kind,
+                    summary=item.summary[:300],
+                    data=_json_safe(item.data or {}),
+                    previous_hash=previous_hash,
+                )
+                entry.hash = previous_hash = entry.compute_hash(incident.reference)
+                entries.append(entry)
+            if len(entries) == 1:
+                entries[0].save(force_insert=True)
+            else:
+                TimelineEntry.objects.bulk_create(entries)
 
-            entry = self.model(
-                incident=incident,
-                sequence=sequence,
-                recorded_at=recorded_at,
-                occurred_at=occurred_at or recorded_at,
-                actor_kind=actor.kind,
-                actor_user=actor.user,
-                actor_name=actor.name,
-                kind=kind,
-                summary=summary[:300],
-                data=_json_safe(data or {}),
-                previous_hash=previous_hash,
+        for entry in entries:
+            logger.debug(
+                "timeline.appended incident=%s sequence=%s kind=%s actor=%s",
+                incident.reference,
+                entry.sequence,
+                entry.kind,
+                entry.actor_name,
             )
-            entry.hash = entry.compute_hash(incident.reference)
-            entry.save(force_insert=True)
-
-        logger.debug(
-            "timeline.appended incident=%s sequence=%s kind=%s actor=%s",
-            incident.reference,
-            sequence,
-            kind,
-            actor,
-        )
-        return entry
+        return entries
 
     def _lock_chain_head(self, incident: Incident) -> tuple[int, str] | None:
         """Lock the incident's row, then read the last link of its chain.

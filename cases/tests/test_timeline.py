@@ -172,3 +172,14 @@ def test_concurrent_writers_keep_one_chain(lead):
     )
     assert sequences == list(range(1, writers * per_writer + 2))
     assert TimelineEntry.objects.verify_chain(incident) is None
+
+
+def test_several_entries_appended_at_once_continue_the_chain(incident, actor):
+    from cases.models.timeline import NewEntry
+
+    appended = TimelineEntry.objects.append_many(
+        incident, [NewEntry(actor, EntryKind.NOTE, f"note {n}") for n in range(3)]
+    )
+
+    assert [e.sequence for e in appended] == [2, 3, 4]
+    assert TimelineEntry.objects.verify_chain(incident) is None
