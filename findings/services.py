@@ -20,6 +20,7 @@ from django.utils import timezone
 from cases import services as cases
 from cases.choices import EntryKind, Severity, Status
 from cases.models import AffectedResource, Incident, Objective, Participant, TimelineEntry
+from cases.models.timeline import NewEntry
 from findings.choices import Decision, FindingSeverity, Outcome, RuleEffect
 from findings.models import Finding, QuarantinedEvent, TriageRule
 from findings.parsing import ParsedFinding, Unparseable, parse_event
@@ -218,22 +219,24 @@ def _store(
     if created or waiting:
         triage([*created, *waiting], enabled_rules())
 
-    if changed:
-        _update_rows(changed)
-    if created:
-        _insert_rows(created)
-
     acting = [
         row
         for row in [*created, *waiting]
         if row.rule and row.decision in (Decision.OPENED, Decision.ATTACHED)
     ]
-    planned = _lock_incidents(changed, acting)
-    for row in changed:
-        if row.incident_id:
-            _record_update(actor, row)
+    # Findings that join or attach to an existing incident are written with it at once.
+    arriving = _route_to_existing(changed, acting)
+    if changed:
+        _update_rows(changed)
+    if created:
+        _insert_rows(created)
+    _record_arrivals(actor, changed, arriving)
+
+    # Openings last, one at a time: a finding may join an incident opened by an earlier
+    # one of the same batch.
     for row in acting:
-        _act_on(row, planned.get(row.pk))
+        if row not in arriving:
+            _act_on(row)
     if created or changed:
         logger.info("findings.stored new=%s updated=%s actor=%s", len(created), len(changed), actor)
 
@@ -267,7 +270,15 @@ def _existing(latest: dict[tuple[str, str], ParsedFinding]) -> dict[tuple[str, s
     return {(row.source, row.provider_id): row for row in rows}
 
 
-CHANGEABLE = (*UPDATABLE, "updated_at", "revisions", "decision", "decision_reason", "rule")
+CHANGEABLE = (
+    *UPDATABLE,
+    "updated_at",
+    "revisions",
+    "decision",
+    "decision_reason",
+    "rule",
+    "incident",
+)
 
 
 def _insert_rows(rows: list[Finding]) -> None:
@@ -326,28 +337,62 @@ def _column(field: Any) -> str:
     return connection.ops.quote_name(field.column)
 
 
-def _lock_incidents(changed: list[Finding], acting: list[Finding]) -> dict[int, Incident]:
-    """Lock, in id order, every existing incident this batch is about to write to.
+def _route_to_existing(changed: list[Finding], acting: list[Finding]) -> list[Finding]:
+    """Send the acting findings that have an existing incident to go to there, and lock,
+    in id order, every existing incident this batch will write to.
 
-    Batches that touch the same incidents then take their locks in the same order and
-    cannot deadlock. Returns where each acting finding is expected to go, found before
-    anything was locked; `_act_on` checks again for those that had nowhere to go, since an
-    earlier finding of the batch may have opened an incident for them.
+    Batches that touch the same incidents take their locks in the same order and cannot
+    deadlock. Returns the findings routed; the others open incidents afterwards.
     """
-    planned: dict[int, Incident] = {}
+    routed = []
     for row in acting:
         assert row.rule is not None
         if row.decision == Decision.ATTACHED and row.rule.target_incident:
-            planned[row.pk] = row.rule.target_incident
-        elif covering := covering_incident(row, row.rule.incident_category):
-            planned[row.pk] = covering
-    touched = {row.incident_id for row in changed if row.incident_id}
-    touched |= {incident.pk for incident in planned.values()}
+            row.incident = row.rule.target_incident
+            routed.append(row)
+        elif row.decision == Decision.OPENED and (
+            covering := covering_incident(row, row.rule.incident_category)
+        ):
+            row.incident = covering
+            row.decision = Decision.JOINED
+            row.decision_reason = f"joined {covering.reference}: same resource, related type"
+            routed.append(row)
+
+    touched = {row.incident_id for row in [*changed, *routed] if row.incident_id}
     if touched:
         list(
             Incident.objects.select_for_update().filter(pk__in=touched).order_by("pk").values("pk")
         )
-    return planned
+    return routed
+
+
+def _record_arrivals(actor: Actor, changed: list[Finding], arriving: list[Finding]) -> None:
+    """Each incident's timeline: findings seen again, findings that joined, in one append."""
+    by_incident: dict[int, tuple[Incident, list[NewEntry], list[Finding]]] = {}
+    for row in changed:
+        if row.incident_id and row not in arriving:
+            assert row.incident is not None
+            _, entries, _ = by_incident.setdefault(row.incident_id, (row.incident, [], []))
+            entries.append(_update_entry(actor, row))
+    for row in arriving:
+        assert row.incident is not None and row.rule is not None
+        _, entries, joined = by_incident.setdefault(row.incident.pk, (row.incident, [], []))
+        how = (
+            f"attached by rule {row.rule.name}"
+            if row.decision == Decision.ATTACHED
+            else "joined: same resource and related type, within the window"
+        )
+        entries.append(_arrival_entry(rule_actor(row.rule), row, how))
+        joined.append(row)
+
+    for incident, entries, joined in by_incident.values():
+        TimelineEntry.objects.append_many(incident, entries)
+        # Time to detect runs from the earliest sign of the activity.
+        earliest = min((row.first_seen for row in joined), default=None)
+        if earliest and earliest < incident.detected_at:
+            cases.change(rule_actor(joined[0].rule), incident, {"detected_at": earliest})  # type: ignore[arg-type]
+        for row in joined:
+            _log_triaged(incident, row, rule_actor(row.rule))  # type: ignore[arg-type]
 
 
 _rules_cache: tuple[float, list[TriageRule]] | None = None
@@ -414,15 +459,23 @@ def _apply(row: Finding, finding: ParsedFinding, now: datetime) -> None:
     row.revisions += 1
 
 
-def _record_update(actor: Actor, row: Finding) -> None:
-    assert row.incident is not None
-    TimelineEntry.objects.append(
-        row.incident,
+def _update_entry(actor: Actor, row: Finding) -> NewEntry:
+    return NewEntry(
         actor,
         EntryKind.FINDING_UPDATED,
         f"Finding seen again: {row.type} (count {row.count})",
         {"finding": row.pk, "count": row.count, "last_seen": row.last_seen.isoformat()},
         occurred_at=row.last_seen,
+    )
+
+
+def _arrival_entry(actor: Actor, finding: Finding, how: str) -> NewEntry:
+    return NewEntry(
+        actor,
+        EntryKind.FINDING_ADDED,
+        f"Finding {finding.type} {how}",
+        {"finding": finding.pk, "source": finding.source, "provider_id": finding.provider_id},
+        occurred_at=finding.first_seen,
     )
 
 
@@ -452,7 +505,7 @@ def rule_actor(rule: TriageRule) -> Actor:
     return Actor(kind=ActorKind.RULE, name=rule.name)
 
 
-def _act_on(finding: Finding, planned: Incident | None = None) -> None:
+def _act_on(finding: Finding) -> None:
     """Carry out an incident-touching decision for a finding that is already stored."""
     rule = finding.rule
     assert rule is not None
@@ -469,7 +522,7 @@ def _act_on(finding: Finding, planned: Incident | None = None) -> None:
         _attach(actor, finding, incident, f"attached by rule {rule.name}")
         return
 
-    covering = planned or covering_incident(finding, rule.incident_category)
+    covering = covering_incident(finding, rule.incident_category)
     if covering:
         finding.decision = Decision.JOINED
         finding.decision_reason = f"joined {covering.reference}: same resource, related type"
@@ -598,17 +651,14 @@ def open_incident_for(
 def _attach(actor: Actor, finding: Finding, incident: Incident, why: str) -> None:
     finding.incident = incident
     finding.save(update_fields=["incident", "decision", "decision_reason"])
-    TimelineEntry.objects.append(
-        incident,
-        actor,
-        EntryKind.FINDING_ADDED,
-        f"Finding {finding.type} {why}",
-        {"finding": finding.pk, "source": finding.source, "provider_id": finding.provider_id},
-        occurred_at=finding.first_seen,
-    )
+    TimelineEntry.objects.append_many(incident, [_arrival_entry(actor, finding, why)])
     # Time to detect runs from the earliest sign of the activity.
     if finding.first_seen < incident.detected_at:
         cases.change(actor, incident, {"detected_at": finding.first_seen})
+    _log_triaged(incident, finding, actor)
+
+
+def _log_triaged(incident: Incident, finding: Finding, actor: Actor) -> None:
     logger.info(
         "finding.triaged incident=%s finding=%s decision=%s actor=%s",
         incident.reference,
