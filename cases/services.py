@@ -30,7 +30,8 @@ def next_reference(year: int) -> str:
     One statement, which outside a transaction commits on its own: the counter row is the
     one place every new incident touches, so it stays locked only for that statement and
     not for the whole creation. A creation that then fails leaves a gap: references are
-    never reused, not always contiguous.
+    never reused, not always contiguous. Called inside a caller's transaction (findings
+    intake opens incidents inside its batch), the row stays locked until that commits.
     """
     table = ReferenceCounter._meta.db_table
     with connection.cursor() as cursor:
