@@ -171,15 +171,26 @@ class TriageRuleSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: TriageRule) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
-        request = self.context.get("request")
-        target = instance.target_incident_id
         # Every role reads rules, but a restricted incident is known only to those who may
         # see it: its reference is not shown to anyone else.
-        if target and request is not None:
-            visible = Incident.objects.visible_to(request.user).filter(pk=target).exists()
-            if not visible:
-                data["target_incident"] = None
+        target = instance.target_incident_id
+        if target and target not in self._visible_targets():
+            data["target_incident"] = None
         return data
+
+    def _visible_targets(self) -> set[int]:
+        """The named incidents the reader may see: one query for a whole list of rules."""
+        root = self.root
+        known: set[int] | None = getattr(root, "_visible_targets_cache", None)
+        if known is None:
+            rules = (self.parent.instance if self.parent is not None else None) or [self.instance]
+            targets = {r.target_incident_id for r in rules if r and r.target_incident_id}
+            visible = Incident.objects.filter(pk__in=targets)
+            if request := self.context.get("request"):
+                visible = visible & Incident.objects.visible_to(request.user)
+            known = set(visible.values_list("pk", flat=True))
+            root._visible_targets_cache = known  # type: ignore[attr-defined]
+        return known
 
     def _current(self) -> dict[str, Any]:
         if self.instance is None:

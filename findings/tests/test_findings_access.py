@@ -306,3 +306,19 @@ def test_someone_without_a_role_sees_the_findings_of_incidents_they_take_part_in
     Participant.objects.create(incident=incident, user=outsider, role="observer")
 
     assert listed(client) == {finding.pk}
+
+
+def test_the_rule_list_checks_named_incidents_in_one_query(
+    api, responder, make_incident, django_assert_max_num_queries
+):
+    from findings.models import TriageRule
+
+    for n in range(5):
+        TriageRule.objects.create(
+            name=f"attach {n}", effect="attach", target_incident=make_incident(), position=n
+        )
+
+    with django_assert_max_num_queries(6):
+        answer = api(responder).get("/api/v1/triage-rules/?page_size=50")
+
+    assert answer.status_code == 200
