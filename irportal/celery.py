@@ -11,7 +11,7 @@ app = Celery("irportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 # The queues there are; a worker started without --queues consumes all of them.
-QUEUES = ("default", "cases", "findings")
+QUEUES = ("default", "cases", "findings", "playbooks")
 
 # Each task names its queue here; tests fail for a task that has none, so that no task can
 # land on a queue no worker reads.
@@ -19,6 +19,9 @@ TASK_ROUTES = {
     "cases.flag_missed_acknowledgements": {"queue": "cases"},
     "findings.poll_queue": {"queue": "findings"},
     "irportal.purge_expired_tokens": {"queue": "default"},
+    "playbooks.execute_action": {"queue": "playbooks"},
+    "playbooks.undo_action": {"queue": "playbooks"},
+    "playbooks.reconcile": {"queue": "playbooks"},
 }
 
 app.conf.update(
@@ -39,6 +42,8 @@ app.conf.update(
         },
         # Does nothing unless FINDINGS_QUEUE_URL is set.
         "poll-findings-queue": {"task": "findings.poll_queue", "schedule": 30.0},
+        # Re-sends response actions whose task the broker lost or whose worker died.
+        "reconcile-response-actions": {"task": "playbooks.reconcile", "schedule": 30.0},
         "purge-expired-tokens": {"task": "irportal.purge_expired_tokens", "schedule": 3600.0},
     },
 )

@@ -253,3 +253,13 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# The response engine (playbooks). A worker that takes an action holds it for the lease;
+# past that, the reconciler hands it to another worker (the first one died, or hangs: the
+# task's hard time limit is a little shorter than the lease). A queued action whose task no
+# worker took within PLAYBOOK_REDISPATCH_AFTER seconds is sent again (the broker lost it).
+PLAYBOOK_ACTION_LEASE = env.int("PLAYBOOK_ACTION_LEASE", default=300)
+PLAYBOOK_REDISPATCH_AFTER = env.int("PLAYBOOK_REDISPATCH_AFTER", default=60)
+PLAYBOOK_MAX_ATTEMPTS = env.int("PLAYBOOK_MAX_ATTEMPTS", default=5)
+# Extra modules whose import registers actions (the test suite's own, for instance).
+PLAYBOOK_ACTION_MODULES: list[str] = env.list("PLAYBOOK_ACTION_MODULES", default=[])

@@ -1,16 +1,28 @@
-"""The one place boto3 clients are made.
+"""The one place boto3 sessions and clients are made.
 
-Every client uses botocore's standard retry mode and, where AWS_ENDPOINT_URL is set, talks
-to that endpoint instead of AWS (the simulated account in tests and `make run`).
+Every client uses botocore's standard retry mode (throttling and transient errors are
+retried with backoff) and, where AWS_ENDPOINT_URL is set, talks to that endpoint instead of
+AWS: the simulated account in tests and `make run`.
+
+Response actions act in an account through `session_for`: STS AssumeRole into the
+account's response role, with a session name that names the incident and who asked, so
+the account's own CloudTrail says why IR Portal was there. Credentials live only in memory.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from playbooks.models import CloudAccount
 
 RETRIES = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -18,13 +30,104 @@ RETRIES = Config(
     read_timeout=30,
 )
 
+# Temporary credentials are reused until this long before they expire.
+_REFRESH_MARGIN_SECONDS = 300
+_SESSION_SECONDS = 3600
+
 
 def client(service: str, region: str | None = None) -> Any:
     """A client with the deployment's own credentials (the environment's, or its role)."""
-    session = boto3.session.Session()
+    return _client(boto3.session.Session(), service, region)
+
+
+def _client(session: boto3.session.Session, service: str, region: str | None) -> Any:
     return session.client(
         service,
         region_name=region or settings.AWS_DEFAULT_REGION,
         endpoint_url=settings.AWS_ENDPOINT_URL or None,
         config=RETRIES,
     )
+
+
+def session_name(incident_reference: str, asked_by: str) -> str:
+    """`IR-2026-0042.alice`: what CloudTrail shows as the assumed role's session."""
+    name = re.sub(r"[^\w+=,.@-]", "-", f"{incident_reference}.{asked_by}")
+    return name[:64]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    credentials: dict[str, Any]
+    expires_at: float
+
+
+_cache: dict[tuple[str, str, str], _Cached] = {}
+_cache_lock = threading.Lock()
+
+
+def session_for(account: CloudAccount, name: str) -> boto3.session.Session:
+    """A session in `account`: its response role assumed under `name`, or the deployment's
+    own credentials for an account registered without a role."""
+    if not account.role_arn:
+        return boto3.session.Session()
+    key = (account.role_arn, account.external_id, name)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is None or cached.expires_at - _REFRESH_MARGIN_SECONDS < time.time():
+        request: dict[str, Any] = {
+            "RoleArn": account.role_arn,
+            "RoleSessionName": name,
+            "DurationSeconds": _SESSION_SECONDS,
+        }
+        if account.external_id:
+            request["ExternalId"] = account.external_id
+        response = client("sts").assume_role(**request)
+        credentials = response["Credentials"]
+        cached = _Cached(credentials, credentials["Expiration"].timestamp())
+        with _cache_lock:
+            _cache[key] = cached
+    return boto3.session.Session(
+        aws_access_key_id=cached.credentials["AccessKeyId"],
+        aws_secret_access_key=cached.credentials["SecretAccessKey"],
+        aws_session_token=cached.credentials["SessionToken"],
+    )
+
+
+def forget_sessions() -> None:
+    """Drop cached credentials (tests that reset the simulated account)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+class AwsContext:
+    """What an action acts with: clients in the target's account and region, which note
+    every AWS request id they see, and the incident and action run it acts for (to tag
+    what it creates, and to find what an earlier attempt created)."""
+
+    def __init__(
+        self,
+        session: boto3.session.Session,
+        region: str,
+        *,
+        incident_reference: str,
+        action_run_id: int | None = None,
+    ) -> None:
+        self._session = session
+        self.region = region
+        self.incident_reference = incident_reference
+        self.action_run_id = action_run_id
+        self.request_ids: list[str] = []
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        """A client for `service` (cached per context)."""
+        if service not in self._clients:
+            made = _client(self._session, service, self.region)
+            made.meta.events.register("after-call", self._note_request_id)
+            self._clients[service] = made
+        return self._clients[service]
+
+    def _note_request_id(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        request_id = ((parsed or {}).get("ResponseMetadata") or {}).get("RequestId")
+        if request_id:
+            self.request_ids.append(request_id)

@@ -1,0 +1,1 @@
+"""Response actions on S3."""

@@ -1,0 +1,28 @@
+"""Celery entry points of the run engine. Each carries only an action run's id: the row
+says what to do, and `services` decides whether this worker may do it."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from playbooks import services
+
+# A worker that hangs is stopped a little before its lease runs out, so the reconciler
+# never hands an action to a second worker while the first still acts.
+_TIME_LIMIT = max(settings.PLAYBOOK_ACTION_LEASE - 10, 10)
+
+
+@shared_task(name="playbooks.execute_action", time_limit=_TIME_LIMIT)
+def execute_action(action_run_id: int) -> str:
+    return services.execute(action_run_id)
+
+
+@shared_task(name="playbooks.undo_action", time_limit=_TIME_LIMIT)
+def undo_action(action_run_id: int) -> str:
+    return services.undo(action_run_id)
+
+
+@shared_task(name="playbooks.reconcile")
+def reconcile() -> int:
+    return len(services.reconcile())
