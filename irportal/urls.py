@@ -15,4 +15,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("cases.urls")),
     path("", include("findings.urls")),
+    path("", include("playbooks.urls")),
 ]
