@@ -132,6 +132,10 @@ class EntryKind(models.TextChoices):
     ACTION_SUCCEEDED = "action.succeeded", "Response action succeeded"
     ACTION_FAILED = "action.failed", "Response action failed"
     ACTION_UNDONE = "action.undone", "Response action undone"
+    EVIDENCE_ADDED = "evidence.added", "Evidence added"
+    EVIDENCE_CUSTODY = "evidence.custody", "Evidence custody event"
+    EVIDENCE_INTEGRITY_FAILED = "evidence.integrity_failed", "Evidence failed its integrity check"
+    EVIDENCE_DISPOSED = "evidence.disposed", "Evidence disposed"
     NOTE = "note", "Note"
     DECISION = "decision", "Decision"
 

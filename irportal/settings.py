@@ -263,3 +263,33 @@ PLAYBOOK_REDISPATCH_AFTER = env.int("PLAYBOOK_REDISPATCH_AFTER", default=60)
 PLAYBOOK_MAX_ATTEMPTS = env.int("PLAYBOOK_MAX_ATTEMPTS", default=5)
 # Extra modules whose import registers actions (the test suite's own, for instance).
 PLAYBOOK_ACTION_MODULES: list[str] = env.list("PLAYBOOK_ACTION_MODULES", default=[])
+
+# Evidence (the evidence app). Retention classes are days; an item's class defaults to the
+# longest that its incident's severity or category calls for.
+EVIDENCE_RETENTION_CLASSES: dict[str, int] = {
+    name: int(days)
+    for name, days in env.dict(
+        "EVIDENCE_RETENTION_CLASSES", default={"short": "90", "standard": "365", "long": "2555"}
+    ).items()
+}
+EVIDENCE_RETENTION_DEFAULT = env.str("EVIDENCE_RETENTION_DEFAULT", default="standard")
+EVIDENCE_RETENTION_BY_SEVERITY = env.dict(
+    "EVIDENCE_RETENTION_BY_SEVERITY", default={"sev1": "long", "sev2": "long"}
+)
+EVIDENCE_RETENTION_BY_CATEGORY = env.dict(
+    "EVIDENCE_RETENTION_BY_CATEGORY",
+    default={"data_exposure": "long", "compromised_credentials": "long"},
+)
+# Unset: the local store under var/. Set: that bucket (versioning and Object Lock on) in
+# the central security account.
+EVIDENCE_BUCKET = env.str("EVIDENCE_BUCKET", default="")
+EVIDENCE_BUCKET_REGION = env.str("EVIDENCE_BUCKET_REGION", default="")
+EVIDENCE_OBJECT_LOCK_MODE = env.str("EVIDENCE_OBJECT_LOCK_MODE", default="GOVERNANCE")
+EVIDENCE_LOCAL_DIR = Path(env.str("EVIDENCE_LOCAL_DIR", default=str(VAR_DIR / "evidence")))
+EVIDENCE_KMS_KEY_ID = env.str("EVIDENCE_KMS_KEY_ID", default="")
+EVIDENCE_DOWNLOAD_LINK_SECONDS = env.int("EVIDENCE_DOWNLOAD_LINK_SECONDS", default=300)
+# The Ed25519 key manifests are signed with (PEM, PKCS#8). Generated under var/ when DEBUG
+# is on and none is given.
+EVIDENCE_SIGNING_KEY_FILE = env.str(
+    "EVIDENCE_SIGNING_KEY_FILE", default=str(VAR_DIR / "evidence_signing_key.pem")
+)

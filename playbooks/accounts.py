@@ -7,7 +7,7 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 
-from playbooks.aws import _client, session_for, session_name
+from playbooks.aws import session_client, session_for, session_name
 from playbooks.models import CloudAccount
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ def check_access(account: CloudAccount) -> CloudAccount:
     """Assume the account's response role and ask STS who we are; record the answer."""
     try:
         session = session_for(account, session_name("access-check", "ir-portal"))
-        identity = _client(session, "sts", None).get_caller_identity()
+        identity = session_client(session, "sts", None).get_caller_identity()
     except (BotoCoreError, ClientError) as error:
         ok, message = False, f"{type(error).__name__}: {error}"[:500]
     else:

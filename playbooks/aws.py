@@ -37,16 +37,20 @@ _SESSION_SECONDS = 3600
 
 def client(service: str, region: str | None = None) -> Any:
     """A client with the deployment's own credentials (the environment's, or its role)."""
-    return _client(boto3.session.Session(), service, region)
+    return session_client(boto3.session.Session(), service, region)
 
 
-def _client(session: boto3.session.Session, service: str, region: str | None) -> Any:
+def session_client(session: boto3.session.Session, service: str, region: str | None) -> Any:
+    """A client from a session `session_for` gave, with the same retries and endpoint."""
     return session.client(
         service,
         region_name=region or settings.AWS_DEFAULT_REGION,
         endpoint_url=settings.AWS_ENDPOINT_URL or None,
         config=RETRIES,
     )
+
+
+_client = session_client  # the earlier private name, still used by playbooks/estate.py
 
 
 def session_name(incident_reference: str, asked_by: str) -> str:
@@ -122,7 +126,7 @@ class AwsContext:
     def __call__(self, service: str) -> Any:
         """A client for `service` (cached per context)."""
         if service not in self._clients:
-            made = _client(self._session, service, self.region)
+            made = session_client(self._session, service, self.region)
             made.meta.events.register("after-call", self._note_request_id)
             self._clients[service] = made
         return self._clients[service]

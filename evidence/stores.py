@@ -1,0 +1,350 @@
+"""Where evidence bytes live. Two stores keep the same promises: written once and never
+overwritten, hashed (SHA-256) while the bytes stream in, read back for verification, and
+never deleted before the item's retention ends (the services check that; S3 Object Lock
+enforces it on its own as well).
+
+- `LocalStore`: files under EVIDENCE_LOCAL_DIR, made read-only once written. The embedded
+  default (`make run`, tests without AWS).
+- `S3Store`: a versioned bucket with Object Lock in the central security account, written
+  with multipart uploads; each object carries the lock's retain-until date and tags naming
+  the incident, the item and its retention class.
+
+Memory stays flat whatever the size: bytes pass through in chunks of at most PART_SIZE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from django.conf import settings
+
+from evidence.choices import StoreKind
+from playbooks import aws
+from playbooks.models import CloudAccount
+
+# The size of S3 parts, and of the chunks read back for verification.
+PART_SIZE = 8 * 1024 * 1024
+
+
+@dataclass
+class Stored:
+    """Where a put landed, with what was measured on the way in."""
+
+    store: str
+    key: str
+    size: int
+    sha256: str
+    bucket: str = ""
+    version_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the store needs to know to file and lock an item."""
+
+    incident_reference: str
+    name: str
+    retain_until: datetime
+    retention_class: str
+    content_type: str = "application/octet-stream"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class StoreError(Exception):
+    """The store refused or lost something; the message says what."""
+
+
+class EvidenceStore(Protocol):
+    kind: str
+
+    def writer(self, placement: Placement) -> StoreWriter: ...
+
+    def read(self, key: str, *, bucket: str = "", version_id: str = "") -> Iterator[bytes]: ...
+
+    def exists(self, key: str, *, bucket: str = "", version_id: str = "") -> bool: ...
+
+    def extend_retention(
+        self, key: str, until: datetime, *, bucket: str = "", version_id: str = ""
+    ) -> None: ...
+
+    def set_legal_hold(
+        self, key: str, on: bool, *, bucket: str = "", version_id: str = ""
+    ) -> None: ...
+
+    def remove(self, key: str, *, bucket: str = "", version_id: str = "") -> None: ...
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.+-]", "_", name)[-120:] or "item"
+
+
+def object_key(placement: Placement) -> str:
+    """`IR-2026-0042/<uuid>-disk.img`: laid out by incident reference, never reused."""
+    return f"{placement.incident_reference}/{uuid.uuid4().hex}-{_safe_name(placement.name)}"
+
+
+def hash_stream(chunks: Iterable[bytes]) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class StoreWriter(Protocol):
+    """Bytes pushed in as they arrive (an upload handler), hashed on the way."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> Stored: ...
+
+    def abort(self) -> None: ...
+
+
+def put(store: EvidenceStore, chunks: Iterable[bytes], placement: Placement) -> Stored:
+    """Pull `chunks` into the store: the whole stream or nothing."""
+    writer = store.writer(placement)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()
+
+
+class LocalStore:
+    kind: str = StoreKind.LOCAL
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root or settings.EVIDENCE_LOCAL_DIR)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StoreError(f"not a key of this store: {key}")
+        return path
+
+    def writer(self, placement: Placement) -> LocalWriter:
+        key = object_key(placement)
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return LocalWriter(key, final)
+
+    def read(self, key: str, *, bucket: str = "", version_id: str = "") -> Iterator[bytes]:
+        path = self._path(key)
+        if not path.is_file():
+            raise StoreError(f"{key} is missing from the local store")
+        return _read_file(path)
+
+    def exists(self, key: str, *, bucket: str = "", version_id: str = "") -> bool:
+        return self._path(key).is_file()
+
+    def extend_retention(
+        self, key: str, until: datetime, *, bucket: str = "", version_id: str = ""
+    ) -> None:
+        """Nothing to do: the local store keeps no lock of its own; the item row holds
+        `retain_until` and the services refuse early disposal."""
+
+    def set_legal_hold(self, key: str, on: bool, *, bucket: str = "", version_id: str = "") -> None:
+        """As for retention: held in the item row."""
+
+    def remove(self, key: str, *, bucket: str = "", version_id: str = "") -> None:
+        path = self._path(key)
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        path.unlink()
+
+
+def _read_file(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(PART_SIZE):
+            yield chunk
+
+
+class LocalWriter:
+    """Writes to `<name>.partial`, then links the finished file under its final name: a
+    link fails when the name exists, so nothing is ever overwritten, and a crash leaves
+    only a partial file, never a short item."""
+
+    def __init__(self, key: str, final: Path) -> None:
+        self.key, self.final = key, final
+        self.partial = final.with_name(final.name + ".partial")
+        self.descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.descriptor, view) :]
+        self.size += len(chunk)
+
+    def commit(self) -> Stored:
+        os.fsync(self.descriptor)
+        os.close(self.descriptor)
+        os.chmod(self.partial, stat.S_IRUSR | stat.S_IRGRP)
+        os.link(self.partial, self.final)
+        self.partial.unlink()
+        return Stored(
+            store=StoreKind.LOCAL, key=self.key, size=self.size, sha256=self.digest.hexdigest()
+        )
+
+    def abort(self) -> None:
+        os.close(self.descriptor)
+        self.partial.unlink(missing_ok=True)
+
+
+class S3Store:
+    kind: str = StoreKind.S3
+
+    def __init__(self, s3: Any, bucket: str, lock_mode: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.lock_mode = lock_mode
+
+    def writer(self, placement: Placement) -> S3Writer:
+        return S3Writer(self, object_key(placement), placement)
+
+    def _request(self, key: str, bucket: str, version_id: str) -> dict[str, Any]:
+        request = {"Bucket": bucket or self.bucket, "Key": key}
+        if version_id:
+            request["VersionId"] = version_id
+        return request
+
+    def read(self, key: str, *, bucket: str = "", version_id: str = "") -> Iterator[bytes]:
+        request = self._request(key, bucket, version_id)
+        try:
+            body = self.s3.get_object(**request)["Body"]
+        except self.s3.exceptions.ClientError as error:
+            raise StoreError(f"s3://{request['Bucket']}/{key}: {error}") from error
+        return body.iter_chunks(PART_SIZE)  # type: ignore[no-any-return]
+
+    def exists(self, key: str, *, bucket: str = "", version_id: str = "") -> bool:
+        try:
+            self.s3.head_object(**self._request(key, bucket, version_id))
+        except self.s3.exceptions.ClientError:
+            return False
+        return True
+
+    def extend_retention(
+        self, key: str, until: datetime, *, bucket: str = "", version_id: str = ""
+    ) -> None:
+        self.s3.put_object_retention(
+            **self._request(key, bucket, version_id),
+            Retention={"Mode": self.lock_mode, "RetainUntilDate": until},
+        )
+
+    def set_legal_hold(self, key: str, on: bool, *, bucket: str = "", version_id: str = "") -> None:
+        self.s3.put_object_legal_hold(
+            **self._request(key, bucket, version_id),
+            LegalHold={"Status": "ON" if on else "OFF"},
+        )
+
+    def remove(self, key: str, *, bucket: str = "", version_id: str = "") -> None:
+        self.s3.delete_object(**self._request(key, bucket, version_id))
+
+
+class S3Writer:
+    """A multipart upload: parts of PART_SIZE go out as soon as they fill, so at most one
+    part is held in memory."""
+
+    def __init__(self, store: S3Store, key: str, placement: Placement) -> None:
+        self.store, self.key = store, key
+        tags = {**placement.tags, "ir-portal:retention-class": placement.retention_class}
+        self.upload_id = store.s3.create_multipart_upload(
+            Bucket=store.bucket,
+            Key=key,
+            ContentType=placement.content_type,
+            ObjectLockMode=store.lock_mode,
+            ObjectLockRetainUntilDate=placement.retain_until,
+            Tagging=urlencode(tags),
+        )["UploadId"]
+        self.buffer = bytearray()
+        self.parts: list[dict[str, Any]] = []
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self.buffer += chunk
+        while len(self.buffer) >= PART_SIZE:
+            self._send(bytes(self.buffer[:PART_SIZE]))
+            del self.buffer[:PART_SIZE]
+
+    def _send(self, part: bytes) -> None:
+        number = len(self.parts) + 1
+        answer = self.store.s3.upload_part(
+            Bucket=self.store.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=part,
+        )
+        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def commit(self) -> Stored:
+        try:
+            if self.buffer or not self.parts:  # S3 wants at least one part, even empty
+                self._send(bytes(self.buffer))
+                self.buffer.clear()
+            done = self.store.s3.complete_multipart_upload(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+        except BaseException:
+            self.abort()
+            raise
+        return Stored(
+            store=StoreKind.S3,
+            key=self.key,
+            size=self.size,
+            sha256=self.digest.hexdigest(),
+            bucket=self.store.bucket,
+            version_id=done.get("VersionId", ""),
+        )
+
+    def abort(self) -> None:
+        self.store.s3.abort_multipart_upload(
+            Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id
+        )
+
+
+def default_store() -> EvidenceStore:
+    """The store new uploads go to: S3 when EVIDENCE_BUCKET is set, the local one otherwise."""
+    if settings.EVIDENCE_BUCKET:
+        return s3_store()
+    return LocalStore()
+
+
+def s3_store() -> S3Store:
+    """The evidence bucket, reached through the security account's role when one is
+    registered (the deployment's own credentials otherwise)."""
+    region = settings.EVIDENCE_BUCKET_REGION or None
+    security = CloudAccount.objects.filter(is_security_account=True, enabled=True).first()
+    if security is None:
+        s3 = aws.client("s3", region)
+    else:
+        session = aws.session_for(security, "ir-portal.evidence-store")
+        s3 = aws.session_client(session, "s3", region)
+    return S3Store(s3, settings.EVIDENCE_BUCKET, settings.EVIDENCE_OBJECT_LOCK_MODE)
+
+
+def store_for(kind: str) -> EvidenceStore:
+    if kind == StoreKind.S3:
+        return s3_store()
+    if kind == StoreKind.LOCAL:
+        return LocalStore()
+    raise StoreError(f"items in {kind} are not read through a byte store")
