@@ -53,7 +53,8 @@ class UploadSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=255)
     kind = serializers.ChoiceField(EvidenceKind.choices, default=EvidenceKind.FILE)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    source = serializers.CharField(  # type: ignore[assignment]  (a field, popped by DRF)
+    # A field named like Field.source: DRF pops declared fields off the class.
+    source = serializers.CharField(  # type: ignore[assignment]
         max_length=2048, required=False, allow_blank=True, default=""
     )
     retention_class = serializers.CharField(required=False)
