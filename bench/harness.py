@@ -142,14 +142,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, probe: str, token: str) -> Iterator[Server]:
+def gunicorn(
+    env: dict[str, str], workers: int, probe: str, token: str, *options: str
+) -> Iterator[Server]:
     """Serve the app on a free port until the block ends, however it ends.
 
-    It is up once GET `probe` answers 200 to `token`.
+    It is up once GET `probe` answers 200 to `token`. `options` go to gunicorn as they are.
     """
     port = free_port()
     command = [str(VENV_BIN / "gunicorn"), "irportal.wsgi", "-w", str(workers)]
-    command += ["-b", f"127.0.0.1:{port}"]
+    command += ["-b", f"127.0.0.1:{port}", *options]
     with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
