@@ -35,12 +35,34 @@ _REFRESH_MARGIN_SECONDS = 300
 _SESSION_SECONDS = 3600
 
 
+class Credentials:
+    """Clients with one set of credentials, made from one shared boto3 session: a new
+    session per action would load and parse every service's model again (~0.15 s per
+    client). boto3 sessions are not thread-safe, hence the lock around making a client;
+    the clients themselves are."""
+
+    _shared: boto3.session.Session | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, credentials: dict[str, Any] | None = None) -> None:
+        self.credentials = credentials or {}
+
+    def client(self, service: str, **options: Any) -> Any:
+        with Credentials._lock:
+            if Credentials._shared is None:
+                Credentials._shared = boto3.session.Session()
+            return Credentials._shared.client(service, **self.credentials, **options)
+
+
+_deployment = Credentials()
+
+
 def client(service: str, region: str | None = None) -> Any:
     """A client with the deployment's own credentials (the environment's, or its role)."""
-    return session_client(boto3.session.Session(), service, region)
+    return session_client(_deployment, service, region)
 
 
-def session_client(session: boto3.session.Session, service: str, region: str | None) -> Any:
+def session_client(session: Credentials, service: str, region: str | None) -> Any:
     """A client from a session `session_for` gave, with the same retries and endpoint."""
     return session.client(
         service,
@@ -69,11 +91,11 @@ _cache: dict[tuple[str, str, str], _Cached] = {}
 _cache_lock = threading.Lock()
 
 
-def session_for(account: CloudAccount, name: str) -> boto3.session.Session:
+def session_for(account: CloudAccount, name: str) -> Credentials:
     """A session in `account`: its response role assumed under `name`, or the deployment's
     own credentials for an account registered without a role."""
     if not account.role_arn:
-        return boto3.session.Session()
+        return _deployment
     key = (account.role_arn, account.external_id, name)
     with _cache_lock:
         cached = _cache.get(key)
@@ -90,10 +112,12 @@ def session_for(account: CloudAccount, name: str) -> boto3.session.Session:
         cached = _Cached(credentials, credentials["Expiration"].timestamp())
         with _cache_lock:
             _cache[key] = cached
-    return boto3.session.Session(
-        aws_access_key_id=cached.credentials["AccessKeyId"],
-        aws_secret_access_key=cached.credentials["SecretAccessKey"],
-        aws_session_token=cached.credentials["SessionToken"],
+    return Credentials(
+        {
+            "aws_access_key_id": cached.credentials["AccessKeyId"],
+            "aws_secret_access_key": cached.credentials["SecretAccessKey"],
+            "aws_session_token": cached.credentials["SessionToken"],
+        }
     )
 
 
@@ -110,7 +134,7 @@ class AwsContext:
 
     def __init__(
         self,
-        session: boto3.session.Session,
+        session: Credentials,
         region: str,
         *,
         incident_reference: str,

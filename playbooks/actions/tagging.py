@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -11,8 +12,11 @@ from playbooks.aws import AwsContext
 
 INCIDENT_TAG = "ir-portal:incident"
 
-# EC2 ids that `create_tags` takes as they are.
-_EC2_PREFIXES = ("i-", "vol-", "snap-", "sg-", "eni-", "ami-", "vpc-", "subnet-")
+# EC2 ids that `create_tags` takes as they are: a prefix and 8 or 17 hex digits, so that a
+# bucket called `snap-backups` is not taken for a snapshot.
+_EC2_ID = re.compile(
+    r"^(?:i|vol|snap|sg|eni|ami|vpc|subnet|igw|rtb|nat|acl|eipalloc|lt)-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
+)
 
 
 class TagInputs(ActionInputs):
@@ -103,7 +107,7 @@ def _pairs(tags: list[dict[str, str]]) -> dict[str, str]:
 
 def _kind_of(resource: str) -> tuple[str, str]:
     """('ec2', id), ('iam-user', name), ('iam-role', name), ('s3', bucket) or ('arn', arn)."""
-    if resource.startswith(_EC2_PREFIXES):
+    if _EC2_ID.match(resource):
         return "ec2", resource
     if resource.startswith("arn:"):
         parts = resource.split(":", 5)
