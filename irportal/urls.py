@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("cases.urls")),
     path("", include("findings.urls")),
     path("", include("playbooks.urls")),
+    path("", include("evidence.urls")),
 ]
