@@ -181,6 +181,9 @@ SPECTACULAR_SETTINGS = {
         "FindingSeverityEnum": "findings.choices.FindingSeverity",
         "FindingDecisionEnum": "findings.choices.Decision",
         "HandDecisionEnum": "findings.choices.HAND_DECISIONS",
+        "PlaybookRunStatusEnum": "playbooks.choices.RunStatus",
+        "RunStepStateEnum": "playbooks.choices.StepState",
+        "ActionRunStateEnum": "playbooks.choices.ActionState",
     },
     # Swagger UI served from the installed package, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
