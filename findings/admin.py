@@ -1,12 +1,15 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from cases.admin import ReadOnlyAdmin
-from findings.models import Finding, QuarantinedEvent, TriageRule
+from findings.choices import RuleEffect
+from findings.models import NO_PLAYBOOK_ON_SUPPRESS, Finding, QuarantinedEvent, TriageRule
 from irportal import roles
+from playbooks.models import Playbook
 
 
 @admin.register(Finding)
@@ -33,11 +36,40 @@ class QuarantinedEventAdmin(ReadOnlyAdmin):
         return roles.is_lead(request.user)
 
 
+def _playbook_choices() -> list[tuple[str, str]]:
+    newest = Playbook.objects.latest_versions().order_by("slug").values_list("slug", "name")
+    return [("", "None"), *((slug, f"{name} ({slug})") for slug, name in newest)]
+
+
+class TriageRuleForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The admin gives it its model and fields."""
+
+    # The playbooks there are, listed when the form is made; the model's validator checks
+    # the slug again when the rule is saved.
+    playbook = forms.TypedChoiceField(choices=_playbook_choices, required=False, empty_value="")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("effect") == RuleEffect.SUPPRESS and cleaned.get("playbook"):
+            self.add_error("playbook", NO_PLAYBOOK_ON_SUPPRESS)
+        return cleaned
+
+
 @admin.register(TriageRule)
 class TriageRuleAdmin(admin.ModelAdmin):
     """Leads keep the rules; everyone who reads the admin can see them."""
 
-    list_display = ["position", "name", "effect", "min_severity", "incident_category", "enabled"]
+    form = TriageRuleForm
+
+    list_display = [
+        "position",
+        "name",
+        "effect",
+        "min_severity",
+        "incident_category",
+        "playbook",
+        "enabled",
+    ]
     list_display_links = ["name"]
     list_filter = ["effect", "enabled", "incident_category"]
     search_fields = ["name", "description"]

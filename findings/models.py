@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -14,6 +15,7 @@ from cases.choices import Category, ObjectiveKind, Severity
 from cases.models import Incident
 from findings.choices import SEVERITY_RANKS, Decision, FindingSeverity, RuleEffect, Source
 from irportal import roles
+from playbooks.models import Playbook
 
 if TYPE_CHECKING:
     from findings.parsing import ParsedFinding
@@ -126,6 +128,18 @@ def _list() -> list[str]:
     return []
 
 
+NO_PLAYBOOK_ON_SUPPRESS = "A rule that suppresses puts no finding in an incident to run it on."
+
+
+def known_playbook(slug: str) -> None:
+    """A triage rule may name only a playbook that exists."""
+    if slug and not Playbook.objects.filter(slug=slug).exists():
+        known = ", ".join(
+            Playbook.objects.order_by("slug").values_list("slug", flat=True).distinct()
+        )
+        raise ValidationError(f"No playbook {slug!r}; known: {known or 'none'}.")
+
+
 class TriageRule(models.Model):
     """Decides what becomes of a new finding. Rules are tried by position; the first that
     matches decides, unless it says to go on to the next."""
@@ -170,6 +184,19 @@ class TriageRule(models.Model):
     suppress_reason = models.CharField(max_length=300, blank=True)
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="The rule stops matching after this time."
+    )
+    # A slug rather than a version: the playbook may change after the rule is written, and
+    # the rule starts its newest enabled version.
+    playbook = models.CharField(
+        max_length=80,
+        blank=True,
+        validators=[known_playbook],
+        help_text="Started on the incident the finding goes to: its newest enabled version.",
+    )
+    playbook_dry_run = models.BooleanField(
+        "dry run of the playbook",
+        default=False,
+        help_text="Record what the playbook would do, without acting.",
     )
 
     updated_at = models.DateTimeField(auto_now=True)

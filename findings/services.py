@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import JSONField, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from rest_framework import serializers
 
 from cases import services as cases
 from cases.choices import EntryKind, Severity, Status
@@ -26,6 +27,10 @@ from findings.models import Finding, QuarantinedEvent, TriageRule
 from findings.parsing import ParsedFinding, Unparseable, parse_event
 from irportal.actors import Actor, ActorKind
 from irportal.errors import StateConflict
+from playbooks import services as playbooks
+from playbooks.choices import RunStatus
+from playbooks.library import problems_in
+from playbooks.models import Playbook, PlaybookRun
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +242,10 @@ def _store(
     for row in acting:
         if row not in arriving:
             _act_on(row)
+    # Playbooks once the findings are in their incidents: a run draws its inputs from them.
+    # Asked in memory first, so batches that no playbook rule decided cost nothing more.
+    if any(row.rule and row.rule.playbook for row in acting):
+        _start_playbooks(acting)
     if created or changed:
         logger.info("findings.stored new=%s updated=%s actor=%s", len(created), len(changed), actor)
 
@@ -540,6 +549,112 @@ def _act_on(finding: Finding) -> None:
             objectives=rule.objectives,
         )
         _attach(actor, finding, incident, f"opened by rule {rule.name}")
+
+
+# The decisions that put a finding into an incident, where its rule's playbook can run.
+INTO_INCIDENT = (Decision.OPENED, Decision.JOINED, Decision.ATTACHED)
+
+
+def _start_playbooks(findings: list[Finding]) -> None:
+    """Start each rule's playbook once on each incident its findings went to.
+
+    Once per incident and playbook: a run that is not cancelled, or an earlier refusal, is
+    enough. Every incident here is locked by this transaction since its findings' timeline
+    entries were written, so two batches cannot both find nothing and both start a run.
+    """
+    wanted: dict[tuple[int, str], TriageRule] = {}
+    for finding in findings:
+        rule = finding.rule
+        if rule and rule.playbook and finding.incident_id and finding.decision in INTO_INCIDENT:
+            wanted.setdefault((finding.incident_id, rule.playbook), rule)
+    if not wanted:
+        return
+    for key in _playbooks_tried(set(wanted)):
+        wanted.pop(key, None)
+    if not wanted:
+        return
+
+    # Read again rather than taken from the rules cache (an attaching rule's incident) or
+    # from before the lock: a run must not start on an incident closed meanwhile.
+    incidents = Incident.objects.in_bulk({incident_id for incident_id, _ in wanted})
+    newest: dict[str, Playbook] = {}
+    enabled = Playbook.objects.filter(slug__in={slug for _, slug in wanted}, enabled=True)
+    for playbook in enabled.order_by("slug", "-version"):
+        newest.setdefault(playbook.slug, playbook)
+    for (incident_id, slug), rule in wanted.items():
+        _start_playbook(rule, incidents[incident_id], newest.get(slug))
+
+
+def _playbooks_tried(wanted: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """The (incident, playbook) pairs that have a live run or were refused before."""
+    incident_ids = {incident_id for incident_id, _ in wanted}
+    slugs = {slug for _, slug in wanted}
+    runs = (
+        PlaybookRun.objects.filter(incident_id__in=incident_ids, playbook__slug__in=slugs)
+        .exclude(status=RunStatus.CANCELLED)
+        .values_list("incident_id", "playbook__slug")
+    )
+    # A refusal is not tried again by every later finding: each try reads all the
+    # incident's findings and would write the same entry again. A person starts the
+    # playbook with the input it lacked.
+    refusals = TimelineEntry.objects.filter(
+        incident_id__in=incident_ids, kind=EntryKind.PLAYBOOK_NOT_STARTED
+    ).values_list("incident_id", "data__playbook")
+    return {*runs, *refusals} & wanted
+
+
+def _start_playbook(rule: TriageRule, incident: Incident, playbook: Playbook | None) -> None:
+    """Start the run, or say on the timeline why it could not start: the finding is kept
+    either way."""
+    actor = rule_actor(rule)
+    if playbook is None:
+        _not_started(actor, incident, rule, None, "it has no enabled version")
+        return
+    try:
+        # A savepoint: a refused or failed start leaves the batch's own writes intact.
+        with transaction.atomic():
+            playbooks.start_run(actor, incident, playbook, rule=rule, dry_run=rule.playbook_dry_run)
+    except serializers.ValidationError as refusal:
+        reason = "; ".join(f"{where}: {what}" for where, what in problems_in(refusal.detail))
+        _not_started(actor, incident, rule, playbook, reason)
+    except StateConflict as refusal:
+        _not_started(actor, incident, rule, playbook, str(refusal))
+    except DatabaseError:
+        raise  # the batch is tried again whole, see `ingest`
+    except Exception:
+        # A fault in the engine must not cost the finding: the detector does not send it
+        # again once this request fails.
+        logger.exception(
+            "findings.playbook_crashed incident=%s playbook=%s rule=%s",
+            incident.reference,
+            playbook.slug,
+            rule.pk,
+        )
+        _not_started(actor, incident, rule, playbook, "it failed to start (see the logs)")
+
+
+def _not_started(
+    actor: Actor, incident: Incident, rule: TriageRule, playbook: Playbook | None, reason: str
+) -> None:
+    TimelineEntry.objects.append(
+        incident,
+        actor,
+        EntryKind.PLAYBOOK_NOT_STARTED,
+        f"Playbook {playbook.name if playbook else rule.playbook} not started: {reason}",
+        {
+            "playbook": rule.playbook,
+            "version": playbook.version if playbook else None,
+            "rule": rule.name,
+            "reason": reason,
+        },
+    )
+    logger.warning(
+        "findings.playbook_not_started incident=%s playbook=%s rule=%s reason=%s",
+        incident.reference,
+        rule.playbook,
+        rule.pk,
+        reason,
+    )
 
 
 def triage_by_hand(

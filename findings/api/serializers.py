@@ -9,7 +9,7 @@ from rest_framework import serializers
 from cases.choices import Category, ObjectiveKind, Severity
 from cases.models import Incident
 from findings.choices import HAND_DECISIONS, SEVERITY_RANKS, Decision, RuleEffect, Source
-from findings.models import Finding, QuarantinedEvent, TriageRule
+from findings.models import NO_PLAYBOOK_ON_SUPPRESS, Finding, QuarantinedEvent, TriageRule
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 
@@ -114,6 +114,8 @@ class TriageRuleSerializer(serializers.ModelSerializer):
             "target_incident",
             "suppress_reason",
             "expires_at",
+            "playbook",
+            "playbook_dry_run",
             "updated_at",
         ]
 
@@ -167,6 +169,8 @@ class TriageRuleSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"suppress_reason": "Say why these findings are benign."}
             )
+        if effect == RuleEffect.SUPPRESS and merged.get("playbook"):
+            raise serializers.ValidationError({"playbook": NO_PLAYBOOK_ON_SUPPRESS})
         return attrs
 
     def to_representation(self, instance: TriageRule) -> dict[str, Any]:
@@ -195,7 +199,14 @@ class TriageRuleSerializer(serializers.ModelSerializer):
     def _current(self) -> dict[str, Any]:
         if self.instance is None:
             return {}
-        names = ("min_severity", "max_severity", "effect", "target_incident", "suppress_reason")
+        names = (
+            "min_severity",
+            "max_severity",
+            "effect",
+            "target_incident",
+            "suppress_reason",
+            "playbook",
+        )
         return {name: getattr(self.instance, name) for name in names}
 
 
