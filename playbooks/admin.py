@@ -17,8 +17,8 @@ from cases.admin import IncidentPartAdmin, ReadOnlyAdmin, may_read_cases
 from cases.models import Incident
 from irportal import roles
 from playbooks import accounts, definitions
-from playbooks.api.versions import CONTENT_FIELDS, differs, save_next_version
 from playbooks.models import ActionRun, CloudAccount, Playbook, PlaybookRun, RunStep
+from playbooks.versions import CONTENT_FIELDS, differs, save_next_version
 
 
 class KeptByLeads(admin.ModelAdmin):

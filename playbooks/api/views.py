@@ -37,8 +37,8 @@ from playbooks.api.serializers import (
     StartRunSerializer,
     describe_action,
 )
-from playbooks.api.versions import differs, same_content, save_next_version
 from playbooks.models import ActionRun, CloudAccount, Playbook, PlaybookRun, RunStep
+from playbooks.versions import differs, same_content, save_next_version
 
 logger = logging.getLogger(__name__)
 
