@@ -1,0 +1,134 @@
+"""A lead runs a gated playbook from an incident in real Chromium, against the app on a
+live server, with tasks run by the server as a worker would run them."""
+
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+
+from cases.models import AffectedResource
+from irportal.celery import app
+from playbooks.aws import client
+from playbooks.choices import RunStatus
+from playbooks.models import Playbook, PlaybookRun
+from playbooks.tests.conftest import ACCOUNT_ID, REGION
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+# The live server's database is flushed after each test, which the timeline's append-only
+# trigger refuses on SQLite (PostgreSQL truncates instead).
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgresql,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def worker_in_server():
+    """Tasks run where they are sent: in the live server's thread, once its transaction
+    commits (live_server's transactions are real, so on_commit fires by itself)."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def instance_id(account) -> str:
+    ec2 = client("ec2", REGION)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+
+
+def submit(browser, button_text):
+    """Click a form's button and wait for the page it leads to."""
+    button = browser.find_element(By.XPATH, f"//button[text()='{button_text}']")
+    button.click()
+    WebDriverWait(browser, 20).until(staleness_of(button))
+
+
+def sign_in(browser, live_server, username):
+    browser.get(f"{live_server.url}/accounts/login/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys("x")
+    submit(browser, "Sign in")
+
+
+def test_lead_starts_a_gated_playbook_approves_it_and_sees_it_succeed(
+    browser, live_server, worker_in_server, lead: User, incident, instance_id
+):
+    AffectedResource.objects.create(
+        incident=incident,
+        account_id=ACCOUNT_ID,
+        region=REGION,
+        identifier=instance_id,
+        resource_type="AWS::EC2::Instance",
+    )
+    Playbook.objects.create(
+        slug="tag-it",
+        name="Tag it",
+        definition={
+            "steps": [
+                {
+                    "id": "tag",
+                    "action": "tag_resource",
+                    "parameters": {"resource": "${instance.id}"},
+                },
+                {
+                    "id": "mark",
+                    "action": "tag_resource",
+                    "title": "Mark stage two",
+                    "parameters": {"resource": "${instance.id}", "tags": {"stage": "two"}},
+                    "approval": True,
+                },
+            ]
+        },
+    )
+
+    sign_in(browser, live_server, "lena")
+    browser.find_element(By.LINK_TEXT, incident.reference).click()
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Response").click()
+    Select(browser.find_element(By.NAME, "playbook")).select_by_visible_text("Tag it (v1)")
+    submit(browser, "Start playbook")
+
+    run = browser.find_element(By.CSS_SELECTOR, "article.run")
+    assert "Awaiting approval" in run.text
+    submit(browser, "Approve")
+
+    run = browser.find_element(By.CSS_SELECTOR, "article.run")
+    assert run.find_element(By.CSS_SELECTOR, ".heading .badge").text == "Succeeded"
+    assert "Approved step 2: Mark stage two." in browser.find_element(By.CSS_SELECTOR, "main").text
+    assert PlaybookRun.objects.get().status == RunStatus.SUCCEEDED
+    tags = client("ec2", REGION).describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [instance_id]}]
+    )["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}["stage"] == "two"
