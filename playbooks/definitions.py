@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from cases.models import Incident
 
 _REFERENCE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
+_OPENING = re.compile(r"\$\{")
 _MISSING = object()
+# The inputs that say where a target is, filled in from the incident when a step omits them.
+_WHERE = ("account_id", "region")
 
 CONDITION_OPERATORS = ("exists", "equals", "in", "not", "all", "any")
 
@@ -67,13 +70,33 @@ class StepDefinition(serializers.Serializer[dict[str, Any]]):
         _check_condition(value)
         return value
 
+    def validate_parameters(self, value: dict[str, Any]) -> dict[str, Any]:
+        # A reference mistyped as `${instance-id}` would otherwise reach AWS as a literal.
+        for text in _strings_in(value):
+            for opening in _OPENING.finditer(text):
+                if not _REFERENCE.match(text, opening.start()):
+                    raise serializers.ValidationError(
+                        f"{text!r} has a reference that is not ${{path.to.value}}"
+                    )
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         action = actions.get(attrs["action"])
-        known = set(action.inputs().fields)
-        unknown = sorted(set(attrs["parameters"]) - known)
+        fields = action.inputs().fields
+        unknown = sorted(set(attrs["parameters"]) - set(fields))
         if unknown:
             raise serializers.ValidationError(
                 {"parameters": f"{action.name} takes no {', '.join(unknown)}"}
+            )
+        # Only where the target is comes from the incident by itself (see `step_inputs`).
+        missing = [
+            name
+            for name, field in fields.items()
+            if field.required and name not in attrs["parameters"] and name not in _WHERE
+        ]
+        if missing:
+            raise serializers.ValidationError(
+                {"parameters": f"{action.name} needs {', '.join(missing)}"}
             )
         return attrs
 
@@ -111,6 +134,8 @@ def _check_condition(condition: Any) -> None:
     if operator == "exists" and isinstance(operand, str):
         return
     if operator in ("equals", "in") and isinstance(operand, list) and len(operand) == 2:
+        if not isinstance(operand[0], str):
+            raise serializers.ValidationError(f"{operator}: [path, value], the path a string")
         if operator == "in" and not isinstance(operand[1], list):
             raise serializers.ValidationError("in: [path, [values]]")
         return
@@ -224,7 +249,7 @@ def _describe(resource: dict[str, Any]) -> dict[str, Any]:
         "name": short,
         "arn": arn,
         "account_id": resource.get("account_id") or (arn.split(":")[4] if arn else ""),
-        "region": resource.get("region") or "",
+        "region": resource.get("region") or (arn.split(":")[3] if arn else ""),
         "tags": resource.get("tags") or {},
     }
 
@@ -239,7 +264,10 @@ def _put(context: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     node = context
     for name in parents:
-        node = node.setdefault(name, {})
+        # An input below a plain value ("region.name") replaces that value.
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node = node[name]
     node[last] = value
 
 
@@ -280,14 +308,38 @@ def step_inputs(step: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
     """A step's raw inputs: its parameters resolved, with the target's account and region
     filled in from the resource the action is about when the step does not give them."""
     action = actions.get(step["action"])
-    raw = resolve(step.get("parameters") or {}, context)
-    target = context.get(action.target_kind) or {}
-    for field in ("account_id", "region"):
+    parameters = step.get("parameters") or {}
+    raw = resolve(parameters, context)
+    target = _target_in(context, parameters.get(action.target_input), action.target_kind)
+    for field in _WHERE:
         if field not in raw:
             value = target.get(field) or context.get(field)
             if value:
                 raw[field] = value
     return raw
+
+
+def _target_in(context: dict[str, Any], parameter: Any, kind: str) -> dict[str, Any]:
+    """The resource of the context a target parameter names (`${bucket.id}`: the bucket),
+    else the first of the action's kind. An action on any resource (tagging) is told which
+    one by its parameter, and that resource's account and region are the ones to act in."""
+    named = _REFERENCE.fullmatch(parameter.strip()) if isinstance(parameter, str) else None
+    if named and "." in named.group(1):
+        found = context.get(named.group(1).split(".")[0])
+        if isinstance(found, dict) and found.get("account_id"):
+            return found
+    found = context.get(kind)
+    return found if isinstance(found, dict) else {}
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings_in(item)]
+    return []
 
 
 def holds(condition: dict[str, Any] | None, context: dict[str, Any]) -> bool:
@@ -305,4 +357,6 @@ def holds(condition: dict[str, Any] | None, context: dict[str, Any]) -> bool:
         return not holds(operand, context)
     if operator == "all":
         return all(holds(part, context) for part in operand)
-    return any(holds(part, context) for part in operand)
+    if operator == "any":
+        return any(holds(part, context) for part in operand)
+    raise ValueError(f"not a condition: {condition!r}")

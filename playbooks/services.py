@@ -10,13 +10,21 @@ How work flows, and why nothing is lost:
    commits. Then, with no lock held, the action looks at the target and acts only where
    the target is not already as asked.
 3. The worker commits the outcome, the timeline entry, the states of the steps waiting on
-   it, and the next step of each run, whose task is sent after that commit.
+   it, and the next step of each run, whose task is sent after that commit. It does so only
+   while the take is still its own (same state, same attempt, same lease): a worker whose
+   lease ran out and whose action another worker took records nothing.
 4. `reconcile` (periodic) re-sends queued actions no worker took in time and actions whose
    worker's lease ran out. Since actions look before they act, the second worker repeats
-   no side effect the first one completed.
+   no side effect the first one completed. An action that no worker finishes in
+   PLAYBOOK_MAX_ATTEMPTS takes fails, as one that AWS throttles that often does.
 
 Runs advance one step at a time. Every state change writes its timeline entry, naming who
 (or which rule) asked, in the transaction that makes the change.
+
+Every transaction here locks the incident's row before any run, step or action run of it
+(appending to the timeline locks that row too). Work on one incident is therefore done one
+transaction at a time, and two transactions never wait for each other's rows in opposite
+orders (a deadlock on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -43,13 +51,7 @@ from irportal.errors import StateConflict
 from playbooks import actions, definitions
 from playbooks.actions.base import Outcome
 from playbooks.aws import AwsContext, session_for, session_name
-from playbooks.choices import (
-    IN_FLIGHT_ACTION_STATES,
-    ActionState,
-    OnFailure,
-    RunStatus,
-    StepState,
-)
+from playbooks.choices import ActionState, OnFailure, RunStatus, StepState
 from playbooks.models import ActionRun, CloudAccount, Playbook, PlaybookRun, RunStep
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,16 @@ TRANSIENT_ERROR_CODES = frozenset(
         "EC2ThrottledException",
     }
 )
+
+# Seconds before the task's next attempt: doubling from the first, up to the last.
+RETRY_BACKOFF_FIRST = 5
+RETRY_BACKOFF_LAST = 300
+
+# Asking again for an action run in these states means trying it again.
+_ASKING_AGAIN_RETRIES = (ActionState.FAILED, ActionState.UNDONE, ActionState.CANCELLED)
+# Steps a cancelled run drops: none of them has started acting.
+_NOT_STARTED = (StepState.PENDING, StepState.AWAITING_APPROVAL, StepState.QUEUED)
+_WAITING_FOR_ACTION = (StepState.QUEUED, StepState.RUNNING)
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,12 +110,13 @@ def start_run(
     if incident.status == Status.CLOSED:
         raise StateConflict(f"{incident.reference} is closed")
     context = definitions.incident_context(incident, inputs)
-    planned = [_plan_step(position, step, context) for position, step in enumerate(playbook.steps)]
+    planned = [_plan_step(step, context) for step in playbook.steps]
     problems = {step["id"]: problem for step, problem in planned if problem}
     if problems:
         raise serializers.ValidationError({"steps": problems})
 
     with transaction.atomic():
+        _lock_incident(incident.pk)
         run = PlaybookRun(
             incident=incident,
             playbook=playbook,
@@ -141,11 +154,14 @@ def start_run(
     return run
 
 
-def _plan_step(
-    position: int, step: dict[str, Any], context: dict[str, Any]
-) -> tuple[dict[str, Any], Any]:
+def _plan_step(step: dict[str, Any], context: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The step with its inputs resolved and validated, or the problem that stops it."""
     planned = {**step, "inputs": {}}
+    # A stored definition can outlive an action (a module no longer loaded).
+    try:
+        action = actions.get(step["action"])
+    except KeyError as error:
+        return planned, {"action": str(error.args[0])}
     if not definitions.holds(step.get("when"), context):
         return planned, None
     try:
@@ -154,7 +170,6 @@ def _plan_step(
         return planned, {
             "parameters": f"the incident has no {missing}; give it as an input ({missing}=…)"
         }
-    action = actions.get(step["action"])
     try:
         planned["inputs"] = action.validate(raw)
     except serializers.ValidationError as error:
@@ -214,6 +229,7 @@ def request_action(
     if incident.status == Status.CLOSED:
         raise StateConflict(f"{incident.reference} is closed")
     with transaction.atomic():
+        _lock_incident(incident.pk)
         return _get_or_queue(actor, incident, action.name, inputs, dry_run=dry_run)
 
 
@@ -229,20 +245,18 @@ def _idempotency_key(
 def _get_or_queue(
     actor: Actor, incident: Incident, action_name: str, inputs: dict[str, Any], *, dry_run: bool
 ) -> tuple[ActionRun, bool]:
-    """The action run for this key, queued when new (or failed, undone or cancelled before:
-    asking again then means trying again). Dry runs are done at once: they call no AWS."""
+    """The action run for this key, and whether this call queued it: new, or asked for again
+    after it failed, was undone or was cancelled (asking again then means trying again).
+
+    A dry run is done at once, and again each time it is asked for: it calls no AWS, and
+    each asking records what would be done. Called with the incident locked."""
     action = actions.get(action_name)
     target = action.target(inputs)
     key = _idempotency_key(incident, action.name, target, inputs, dry_run)
     existing = ActionRun.objects.select_for_update().filter(idempotency_key=key).first()
-    if existing and existing.state not in (
-        ActionState.FAILED,
-        ActionState.UNDONE,
-        ActionState.CANCELLED,
-    ):
+    if existing and not dry_run and existing.state not in _ASKING_AGAIN_RETRIES:
         return existing, False
 
-    account = CloudAccount.objects.get(account_id=inputs["account_id"])
     run = existing or ActionRun(
         incident=incident,
         action=action.name,
@@ -250,13 +264,10 @@ def _get_or_queue(
         parameters=inputs,
         idempotency_key=key,
         dry_run=dry_run,
-        account=account,
+        account=CloudAccount.objects.get(account_id=inputs["account_id"]),
         region=inputs["region"],
     )
-    run.set_actor(actor)
-    run.state = ActionState.QUEUED
-    run.changed, run.error_code, run.error_message = None, "", ""
-    run.save()
+    _arm(run, actor)
     TimelineEntry.objects.append(
         incident,
         actor,
@@ -265,14 +276,27 @@ def _get_or_queue(
         {"action_run": run.pk, "action": action.name, "target": target, "inputs": inputs},
     )
     if dry_run:
-        _settle(
-            run,
-            Outcome(False, f"Would {action.describe(inputs)}", outputs={"dry_run": True}),
-            request_ids=[],
-        )
+        would = action.describe(inputs)
+        summary = f"Would {would[:1].lower()}{would[1:]}"
+        _settle(run, Outcome(False, summary, outputs={"dry_run": True}), request_ids=[])
     else:
         _dispatch(run)
     return run, True
+
+
+def _arm(action_run: ActionRun, actor: Actor) -> None:
+    """Ready the action run for a fresh try by `actor`. An earlier try's outcome, errors and
+    attempts are history, kept in the timeline: a retry gets its own budget of attempts."""
+    action_run.set_actor(actor)
+    action_run.state = ActionState.QUEUED
+    action_run.attempts = 0
+    action_run.changed = None
+    action_run.before, action_run.outputs, action_run.request_ids = {}, {}, []
+    action_run.error_code = action_run.error_message = ""
+    action_run.started_at = action_run.finished_at = action_run.undone_at = None
+    action_run.lease_expires_at = None
+    action_run.undo_requested_by = action_run.undo_requested_by_kind = ""
+    action_run.save()
 
 
 def _dispatch(run: ActionRun, countdown: float = 0) -> None:
@@ -291,18 +315,25 @@ def send_task(action_run_id: int, *, undo: bool = False, countdown: float = 0) -
 
 
 # ---------------------------------------------------------------------------------------
-# People deciding
+# Locks: the incident's first, always (see the module's docstring)
 
 
-def _may_approve(actor: Actor) -> bool:
-    return actor.user is not None and roles.is_lead(actor.user)
+def _lock_incident(incident_id: int) -> None:
+    list(Incident.objects.select_for_update().filter(pk=incident_id).values_list("pk"))
 
 
 def _lock_run(run: PlaybookRun) -> PlaybookRun:
+    _lock_incident(run.incident_id)
+    return _locked_run(run.pk)
+
+
+def _locked_run(run_id: int) -> PlaybookRun:
+    """The run, locked, with its incident and playbook read (not locked) beside it. The
+    caller holds the incident's lock."""
     return (
-        PlaybookRun.objects.select_for_update()
+        PlaybookRun.objects.select_for_update(of=("self",))
         .select_related("incident", "playbook")
-        .get(pk=run.pk)
+        .get(pk=run_id)
     )
 
 
@@ -311,15 +342,44 @@ def _lock_step(step: RunStep) -> tuple[PlaybookRun, RunStep]:
     return run, RunStep.objects.select_for_update().get(pk=step.pk)
 
 
+def _lock_action_run(action_run_id: int) -> ActionRun | None:
+    """The action run, locked after its incident, with its incident and account read."""
+    incident_id = (
+        ActionRun.objects.filter(pk=action_run_id).values_list("incident_id", flat=True).first()
+    )
+    if incident_id is None:
+        return None
+    _lock_incident(incident_id)
+    # `of`: the account is a nullable join, which PostgreSQL refuses to lock.
+    return (
+        ActionRun.objects.select_for_update(of=("self",))
+        .select_related("incident", "account")
+        .get(pk=action_run_id)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# People deciding
+
+
+def _may_approve(actor: Actor) -> bool:
+    return actor.user is not None and roles.is_lead(actor.user)
+
+
+def _check_awaiting(run: PlaybookRun, step: RunStep) -> None:
+    if step.state != StepState.AWAITING_APPROVAL or run.finished:
+        raise StateConflict(
+            f"step {step.key} is {step.get_state_display().lower()}, not awaiting approval"
+        )
+
+
 def approve(actor: Actor, step: RunStep) -> RunStep:
+    """Let a gated step act. The lead who approved it is who asks for its action."""
     if not _may_approve(actor):
         raise PermissionDenied("only a lead may approve a step")
     with transaction.atomic():
         run, step = _lock_step(step)
-        if step.state != StepState.AWAITING_APPROVAL or run.finished:
-            raise StateConflict(
-                f"step {step.key} is {step.get_state_display().lower()}, not awaiting approval"
-            )
+        _check_awaiting(run, step)
         step.decided_by, step.decided_at = actor.name, timezone.now()
         step.save(update_fields=["decided_by", "decided_at"])
         TimelineEntry.objects.append(
@@ -329,7 +389,9 @@ def approve(actor: Actor, step: RunStep) -> RunStep:
             f"Approved step {step.position + 1} of {run.playbook.name}: {step.title}",
             _step_data(step),
         )
-        _enqueue(run, step)
+        # Already done (the same action asked for before): the run goes on at once.
+        if _enqueue(run, step, actor):
+            _advance(run)
     return step
 
 
@@ -339,10 +401,7 @@ def reject(actor: Actor, step: RunStep, reason: str = "") -> RunStep:
         raise PermissionDenied("only a lead may reject a step")
     with transaction.atomic():
         run, step = _lock_step(step)
-        if step.state != StepState.AWAITING_APPROVAL or run.finished:
-            raise StateConflict(
-                f"step {step.key} is {step.get_state_display().lower()}, not awaiting approval"
-            )
+        _check_awaiting(run, step)
         step.state = StepState.SKIPPED
         step.reason = f"rejected by {actor.name}" + (f": {reason}" if reason else "")
         step.decided_by, step.decided_at = actor.name, timezone.now()
@@ -368,11 +427,7 @@ def cancel(actor: Actor, run: PlaybookRun, reason: str = "") -> PlaybookRun:
         if run.finished:
             raise StateConflict(f"the run is already {run.get_status_display().lower()}")
         now = timezone.now()
-        waiting = list(
-            run.steps.select_for_update().filter(
-                state__in=[StepState.PENDING, StepState.AWAITING_APPROVAL, StepState.QUEUED]
-            )
-        )
+        waiting = list(run.steps.select_for_update().filter(state__in=_NOT_STARTED))
         for step in waiting:
             step.state, step.reason, step.finished_at = StepState.CANCELLED, "run cancelled", now
             step.save(update_fields=["state", "reason", "finished_at"])
@@ -391,9 +446,10 @@ def cancel(actor: Actor, run: PlaybookRun, reason: str = "") -> PlaybookRun:
 
 
 def _cancel_if_unwanted(action_run_id: int) -> None:
-    """An action still queued that no live step waits for is not done after all."""
+    """An action still queued that no live step waits for is not done after all: the
+    task, when it comes, finds it cancelled."""
     action_run = ActionRun.objects.select_for_update().get(pk=action_run_id)
-    still_wanted = action_run.steps.filter(state__in=[StepState.QUEUED, StepState.RUNNING]).exists()
+    still_wanted = action_run.steps.filter(state__in=_WAITING_FOR_ACTION).exists()
     if action_run.state == ActionState.QUEUED and not still_wanted:
         action_run.state = ActionState.CANCELLED
         action_run.finished_at = timezone.now()
@@ -401,13 +457,14 @@ def _cancel_if_unwanted(action_run_id: int) -> None:
 
 
 def request_undo(actor: Actor, action_run: ActionRun) -> ActionRun:
+    """Undo an action that succeeded and changed something; its steps become undone."""
     action = actions.get(action_run.action)
     if not action.undoable:
         raise StateConflict(f"{action.title} cannot be undone")
     with transaction.atomic():
-        action_run = (
-            ActionRun.objects.select_for_update().select_related("incident").get(pk=action_run.pk)
-        )
+        locked = _lock_action_run(action_run.pk)
+        assert locked is not None  # action runs are never deleted (steps protect them)
+        action_run = locked
         if action_run.state != ActionState.SUCCEEDED:
             raise StateConflict(
                 "only a succeeded action can be undone; "
@@ -418,7 +475,10 @@ def request_undo(actor: Actor, action_run: ActionRun) -> ActionRun:
         action_run.state = ActionState.UNDOING
         action_run.undo_requested_by = actor.name
         action_run.undo_requested_by_kind = actor.kind
-        action_run.save(update_fields=["state", "undo_requested_by", "undo_requested_by_kind"])
+        # The undo gets its own budget of attempts, and no error of an earlier try.
+        action_run.attempts = 0
+        action_run.error_code = action_run.error_message = ""
+        action_run.save()
         TimelineEntry.objects.append(
             action_run.incident,
             actor,
@@ -445,32 +505,35 @@ def _advance(run: PlaybookRun) -> None:
             _skip(run, step, "its condition does not hold")
             continue
         if step.requires_approval and not run.dry_run:
-            step.state = StepState.AWAITING_APPROVAL
-            step.save(update_fields=["state"])
-            run.status = RunStatus.AWAITING_APPROVAL
-            run.save(update_fields=["status"])
-            TimelineEntry.objects.append(
-                run.incident,
-                run.actor,
-                EntryKind.STEP_AWAITING_APPROVAL,
-                f"Step {step.position + 1} of {run.playbook.name} awaits a lead's approval: "
-                f"{actions.get(step.action).describe(step.parameters)}",
-                _step_data(step),
-            )
+            _await_approval(run, step)
             return
         if not _enqueue(run, step):
-            return
-        run.refresh_from_db(fields=["status", "finished_at"])
-        if run.finished:
             return
     _finish(run)
 
 
-def _enqueue(run: PlaybookRun, step: RunStep) -> bool:
-    """Hand the step to its action run; True when that is already settled (the same
-    action was done before, or this is a dry run) and the run can go on at once."""
-    action_run, _ = _get_or_queue(
-        run.actor, run.incident, step.action, step.parameters, dry_run=run.dry_run
+def _await_approval(run: PlaybookRun, step: RunStep) -> None:
+    step.state = StepState.AWAITING_APPROVAL
+    step.save(update_fields=["state"])
+    run.status = RunStatus.AWAITING_APPROVAL
+    run.save(update_fields=["status"])
+    TimelineEntry.objects.append(
+        run.incident,
+        run.actor,
+        EntryKind.STEP_AWAITING_APPROVAL,
+        f"Step {step.position + 1} of {run.playbook.name} awaits a lead's approval: "
+        f"{actions.get(step.action).describe(step.parameters)}",
+        _step_data(step),
+    )
+
+
+def _enqueue(run: PlaybookRun, step: RunStep, actor: Actor | None = None) -> bool:
+    """Hand the step to its action run, asked for by `actor` (the run's own by default).
+    True when the step is settled already and the run can go on at once: a dry run, or
+    the same action done earlier."""
+    actor = actor or run.actor
+    action_run, new = _get_or_queue(
+        actor, run.incident, step.action, step.parameters, dry_run=run.dry_run
     )
     step.action_run = action_run
     step.started_at = step.started_at or timezone.now()
@@ -479,11 +542,28 @@ def _enqueue(run: PlaybookRun, step: RunStep) -> bool:
     if run.status != RunStatus.RUNNING:
         run.status = RunStatus.RUNNING
         run.save(update_fields=["status"])
-    if action_run.state in IN_FLIGHT_ACTION_STATES and action_run.state != ActionState.UNDOING:
+    if action_run.state in (ActionState.QUEUED, ActionState.RUNNING):
         return False
-    # Settled already: by this very call (a dry run), or earlier for the same key.
+    if not new:
+        _note_settled_before(actor, run, step, action_run)
     _settle_step(run, step, action_run, advance=False)
     return step.state == StepState.SUCCEEDED or step.on_failure == OnFailure.CONTINUE
+
+
+def _note_settled_before(
+    actor: Actor, run: PlaybookRun, step: RunStep, action_run: ActionRun
+) -> None:
+    """A step whose action was done earlier (or is being undone) says so in the timeline:
+    nothing is sent to AWS for it."""
+    where = f"Step {step.position + 1} of {run.playbook.name}"
+    if action_run.state == ActionState.SUCCEEDED:
+        kind = EntryKind.ACTION_SUCCEEDED
+        summary = f"{where}: already done ({action_run.outputs.get('summary', step.title)})"
+    else:
+        kind = EntryKind.ACTION_FAILED
+        summary = f"{where}: not done, the same action is being undone"
+    data = {**_step_data(step), "action_run": action_run.pk, "done_before": True}
+    TimelineEntry.objects.append(run.incident, actor, kind, summary, data)
 
 
 def _skip(run: PlaybookRun, step: RunStep, reason: str) -> None:
@@ -501,16 +581,11 @@ def _skip(run: PlaybookRun, step: RunStep, reason: str) -> None:
 def _finish(run: PlaybookRun, failed_step: RunStep | None = None) -> None:
     now = timezone.now()
     if failed_step is not None:
-        for step in run.steps.filter(state=StepState.PENDING):
-            step.state, step.reason, step.finished_at = (
-                StepState.CANCELLED,
-                f"step {failed_step.key} failed",
-                now,
-            )
-            step.save(update_fields=["state", "reason", "finished_at"])
-    run.status = RunStatus.FAILED if failed_step else RunStatus.SUCCEEDED
-    if run.steps.filter(state=StepState.FAILED).exists():
-        run.status = RunStatus.FAILED
+        run.steps.filter(state=StepState.PENDING).update(
+            state=StepState.CANCELLED, reason=f"step {failed_step.key} failed", finished_at=now
+        )
+    failed = failed_step is not None or run.steps.filter(state=StepState.FAILED).exists()
+    run.status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
     run.finished_at = now
     run.save(update_fields=["status", "finished_at"])
     TimelineEntry.objects.append(
@@ -531,7 +606,8 @@ def _finish(run: PlaybookRun, failed_step: RunStep | None = None) -> None:
 
 
 def _settle_step(run: PlaybookRun, step: RunStep, action_run: ActionRun, *, advance: bool) -> None:
-    """Carry a settled action run's result onto a step waiting for it."""
+    """Carry a settled action run's result onto a step waiting for it; a failure that
+    stops the run finishes it, and with `advance` the run otherwise goes on."""
     succeeded = action_run.state == ActionState.SUCCEEDED
     step.state = StepState.SUCCEEDED if succeeded else StepState.FAILED
     step.reason = "" if succeeded else f"{action_run.error_code}: {action_run.error_message}"[:500]
@@ -541,17 +617,12 @@ def _settle_step(run: PlaybookRun, step: RunStep, action_run: ActionRun, *, adva
         step.reason = "the same action is being undone; start it again once that is done"
     step.finished_at = timezone.now()
     step.save(update_fields=["state", "reason", "finished_at"])
-    if run.finished or not advance:
-        if (
-            step.state == StepState.FAILED
-            and step.on_failure == OnFailure.STOP
-            and not run.finished
-        ):
-            _finish(run, failed_step=step)
+
+    if run.finished:
         return
     if step.state == StepState.FAILED and step.on_failure == OnFailure.STOP:
         _finish(run, failed_step=step)
-    else:
+    elif advance:
         _advance(run)
 
 
@@ -571,8 +642,12 @@ def _step_data(step: RunStep) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Taken:
+    """One worker's hold on an action run. The attempt and the lease it was given identify
+    this take: the worker may record an outcome only while both are still the row's."""
+
     action_run: ActionRun
     attempt: int
+    lease_expires_at: datetime
 
 
 def execute(action_run_id: int) -> str:
@@ -580,93 +655,96 @@ def execute(action_run_id: int) -> str:
     taken = _take(action_run_id, ActionState.QUEUED, ActionState.RUNNING)
     if taken is None:
         return "not mine"
-    action_run = taken.action_run
-    action = actions.get(action_run.action)
-    context = _aws_context(action_run)
+    request_ids: list[str] = []  # kept even when the action fails half-way
     try:
-        state = action.inspect(context, action_run.parameters)
-        outcome = action.apply(context, action_run.parameters, state)
+        outcome = _apply(taken.action_run, request_ids)
     except Exception as error:
-        return _record_error(taken, error, context.request_ids)
+        return _record_error(taken, error, request_ids)
     with transaction.atomic():
-        if not _still_mine(taken, ActionState.RUNNING):
+        action_run = _still_mine(taken, ActionState.RUNNING)
+        if action_run is None:
             return "taken over"
-        _settle(taken.action_run, outcome, context.request_ids)
+        _settle(action_run, outcome, request_ids)
     return "succeeded"
 
 
+def _apply(action_run: ActionRun, request_ids: list[str]) -> Outcome:
+    action = actions.get(action_run.action)
+    context = _aws_context(action_run, request_ids)
+    state = action.inspect(context, action_run.parameters)
+    return action.apply(context, action_run.parameters, state)
+
+
 def undo(action_run_id: int) -> str:
+    """Undo one succeeded action (the undo task's body)."""
     taken = _take(action_run_id, ActionState.UNDOING, ActionState.UNDOING)
     if taken is None:
         return "not mine"
-    action_run = taken.action_run
+    request_ids: list[str] = []
+    try:
+        outcome = _unapply(taken.action_run, request_ids)
+    except Exception as error:
+        return _record_error(taken, error, request_ids, undoing=True)
+    with transaction.atomic():
+        action_run = _still_mine(taken, ActionState.UNDOING)
+        if action_run is None:
+            return "taken over"
+        _record_undone(action_run, outcome, request_ids)
+    return "undone"
+
+
+def _unapply(action_run: ActionRun, request_ids: list[str]) -> Outcome:
     action = actions.get(action_run.action)
-    context = _aws_context(action_run)
+    context = _aws_context(action_run, request_ids)
     done = Outcome(
         changed=bool(action_run.changed),
-        summary="",
+        summary=str(action_run.outputs.get("summary", "")),
         before=action_run.before,
         outputs=action_run.outputs,
     )
-    try:
-        outcome = action.undo(context, action_run.parameters, done)
-    except Exception as error:
-        return _record_error(taken, error, context.request_ids, undoing=True)
-    with transaction.atomic():
-        if not _still_mine(taken, ActionState.UNDOING):
-            return "taken over"
-        action_run = taken.action_run
-        action_run.state = ActionState.UNDONE
-        action_run.undone_at = timezone.now()
-        action_run.request_ids = [*action_run.request_ids, *context.request_ids]
-        action_run.lease_expires_at = None
-        action_run.save()
-        action_run.steps.filter(state=StepState.SUCCEEDED).update(state=StepState.UNDONE)
-        TimelineEntry.objects.append(
-            action_run.incident,
-            action_run.undo_actor,
-            EntryKind.ACTION_UNDONE,
-            f"Undone: {outcome.summary}",
-            {
-                "action_run": action_run.pk,
-                "action": action_run.action,
-                "undo_requested_by": action_run.undo_requested_by,
-                "outputs": outcome.outputs,
-                "request_ids": context.request_ids,
-            },
-        )
+    return action.undo(context, action_run.parameters, done)
+
+
+def _record_undone(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> None:
+    action_run.state = ActionState.UNDONE
+    action_run.undone_at = timezone.now()
+    action_run.request_ids = [*action_run.request_ids, *request_ids]
+    action_run.lease_expires_at = None
+    action_run.save()
+    action_run.steps.filter(state=StepState.SUCCEEDED).update(state=StepState.UNDONE)
+    TimelineEntry.objects.append(
+        action_run.incident,
+        action_run.undo_actor,
+        EntryKind.ACTION_UNDONE,
+        f"Undone: {outcome.summary}",
+        {
+            "action_run": action_run.pk,
+            "action": action_run.action,
+            "undo_requested_by": action_run.undo_requested_by,
+            "outputs": outcome.outputs,
+            "request_ids": request_ids,
+        },
+    )
     logger.info(
         "action.undone incident=%s action_run=%s action=%s",
         action_run.incident.reference,
         action_run.pk,
         action_run.action,
     )
-    return "undone"
 
 
 def _take(action_run_id: int, ready: str, taking: str) -> Taken | None:
-    """Claim an action run for this worker: it is ready, or its last worker's lease ran
-    out. Committed before any AWS call, so a crash leaves a lease that expires."""
+    """Claim an action run for this worker: it is `ready`, or it is `taking` and its last
+    worker's lease ran out. Committed before any AWS call, so a crash leaves a lease that
+    runs out and a row the reconciler sends again."""
     now = timezone.now()
     with transaction.atomic():
-        action_run = (
-            ActionRun.objects.select_for_update()
-            .select_related("incident", "account")
-            .filter(pk=action_run_id)
-            .first()
-        )
-        if action_run is None:
+        action_run = _lock_action_run(action_run_id)
+        if action_run is None or not _free(action_run, (ready, taking), now):
             return None
-        lapsed = action_run.state == taking and (
-            action_run.lease_expires_at is None or action_run.lease_expires_at <= now
-        )
-        if action_run.state != ready and not lapsed:
-            return None
-        if (
-            action_run.state == ready == taking
-            and action_run.lease_expires_at
-            and action_run.lease_expires_at > now
-        ):
+        if _abandoned(action_run, now) and action_run.attempts >= settings.PLAYBOOK_MAX_ATTEMPTS:
+            message = f"no worker finished it in {action_run.attempts} attempts"
+            _give_up(action_run, "WorkerLost", message, [], undoing=taking == ActionState.UNDOING)
             return None
         action_run.state = taking
         action_run.attempts += 1
@@ -682,26 +760,51 @@ def _take(action_run_id: int, ready: str, taking: str) -> Taken | None:
         action_run.action,
         action_run.attempts,
     )
-    return Taken(action_run, action_run.attempts)
+    return Taken(action_run, action_run.attempts, action_run.lease_expires_at)
 
 
-def _still_mine(taken: Taken, state: str) -> bool:
-    current = ActionRun.objects.select_for_update().get(pk=taken.action_run.pk)
-    if current.state != state or current.attempts != taken.attempt:
+def _free(action_run: ActionRun, states: tuple[str, str], now: datetime) -> bool:
+    """In one of `states`, and held by no worker whose lease still runs."""
+    lease = action_run.lease_expires_at
+    return action_run.state in states and (lease is None or lease <= now)
+
+
+def _abandoned(action_run: ActionRun, now: datetime) -> bool:
+    """A worker took it and its lease ran out: that worker died or hung."""
+    lease = action_run.lease_expires_at
+    return lease is not None and lease <= now
+
+
+def _still_mine(taken: Taken, state: str) -> ActionRun | None:
+    """The action run, locked, while this worker's take is still its latest."""
+    current = _lock_action_run(taken.action_run.pk)
+    if (
+        current is None
+        or current.state != state
+        or current.attempts != taken.attempt
+        or current.lease_expires_at != taken.lease_expires_at
+    ):
         logger.warning(
             "action.superseded action_run=%s attempt=%s", taken.action_run.pk, taken.attempt
         )
-        return False
-    return True
+        return None
+    return current
 
 
-def _aws_context(action_run: ActionRun) -> AwsContext:
+def _aws_context(action_run: ActionRun, request_ids: list[str]) -> AwsContext:
+    """Clients in the action's account, noting request ids into `request_ids`."""
     reference = action_run.incident.reference
-    assert action_run.account is not None
-    session = session_for(action_run.account, session_name(reference, action_run.actor_name))
-    return AwsContext(
+    account = action_run.account
+    assert account is not None
+    # Disabled after the action was asked for (a gate waited, a retry backed off).
+    if not account.enabled:
+        raise PermissionDenied(f"account {account.account_id} is disabled")
+    session = session_for(account, session_name(reference, action_run.actor_name))
+    context = AwsContext(
         session, action_run.region, incident_reference=reference, action_run_id=action_run.pk
     )
+    context.request_ids = request_ids
+    return context
 
 
 def _settle(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> None:
@@ -712,6 +815,8 @@ def _settle(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> 
     action_run.before = outcome.before
     action_run.outputs = {**outcome.outputs, "summary": outcome.summary}
     action_run.request_ids = [*action_run.request_ids, *request_ids]
+    # An earlier attempt's transient error is not this outcome's.
+    action_run.error_code = action_run.error_message = ""
     action_run.finished_at = now
     action_run.lease_expires_at = None
     action_run.save()
@@ -744,15 +849,13 @@ def _settle(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> 
 
 
 def _wake_steps(action_run: ActionRun) -> None:
+    """Settle every step, of any run, that waits for this action run. The caller holds the
+    incident's lock."""
     waiting = RunStep.objects.filter(
-        action_run=action_run, state__in=[StepState.QUEUED, StepState.RUNNING]
+        action_run=action_run, state__in=_WAITING_FOR_ACTION
     ).values_list("pk", "run_id")
     for step_pk, run_pk in list(waiting):
-        run = (
-            PlaybookRun.objects.select_for_update()
-            .select_related("incident", "playbook")
-            .get(pk=run_pk)
-        )
+        run = _locked_run(run_pk)
         step = RunStep.objects.select_for_update().get(pk=step_pk)
         _settle_step(run, step, action_run, advance=True)
 
@@ -760,22 +863,19 @@ def _wake_steps(action_run: ActionRun) -> None:
 def _record_error(
     taken: Taken, error: Exception, request_ids: list[str], *, undoing: bool = False
 ) -> str:
+    """Try again later after a transient error while attempts remain; otherwise fail."""
     code, message, transient = _classify(error)
+    state = ActionState.UNDOING if undoing else ActionState.RUNNING
     with transaction.atomic():
-        state = ActionState.UNDOING if undoing else ActionState.RUNNING
-        if not _still_mine(taken, state):
+        action_run = _still_mine(taken, state)
+        if action_run is None:
             return "taken over"
-        action_run = (
-            ActionRun.objects.select_for_update()
-            .select_related("incident")
-            .get(pk=taken.action_run.pk)
-        )
-        action_run.request_ids = [*action_run.request_ids, *request_ids]
         if transient and action_run.attempts < settings.PLAYBOOK_MAX_ATTEMPTS:
             action_run.state = ActionState.UNDOING if undoing else ActionState.QUEUED
             action_run.error_code, action_run.error_message = code, message
+            action_run.request_ids = [*action_run.request_ids, *request_ids]
             action_run.save()
-            backoff = min(300, 5 * 2 ** (action_run.attempts - 1))
+            backoff = _backoff(action_run.attempts)
             _dispatch(action_run, countdown=backoff)
             logger.warning(
                 "action.retrying incident=%s action_run=%s error=%s in=%ss",
@@ -785,39 +885,53 @@ def _record_error(
                 backoff,
             )
             return "retrying"
-        action_run.error_code, action_run.error_message = code, message
-        action_run.lease_expires_at = None
-        if undoing:
-            action_run.state = ActionState.SUCCEEDED  # still done; the undo did not happen
-        else:
-            action_run.state = ActionState.FAILED
-            action_run.finished_at = timezone.now()
-        action_run.save()
-        TimelineEntry.objects.append(
-            action_run.incident,
-            action_run.actor,
-            EntryKind.ACTION_FAILED,
-            f"{'Undo of ' if undoing else ''}{action_run.action} on {action_run.target} "
-            f"failed: {code}: {message}",
-            {
-                "action_run": action_run.pk,
-                "action": action_run.action,
-                "undo": undoing,
-                "error_code": code,
-                "error_message": message,
-                "request_ids": request_ids,
-            },
-        )
-        if not undoing:
-            _wake_steps(action_run)
+        _give_up(action_run, code, message, request_ids, undoing=undoing)
+    return "failed"
+
+
+def _backoff(attempts: int) -> int:
+    return min(RETRY_BACKOFF_LAST, RETRY_BACKOFF_FIRST * 2 ** (attempts - 1))
+
+
+def _give_up(
+    action_run: ActionRun, code: str, message: str, request_ids: list[str], *, undoing: bool
+) -> None:
+    """Record that the action (or its undo) failed for good, and settle the steps that
+    waited for it. A failed undo leaves the action as it was: succeeded."""
+    action_run.error_code, action_run.error_message = code, message
+    action_run.request_ids = [*action_run.request_ids, *request_ids]
+    action_run.lease_expires_at = None
+    if undoing:
+        action_run.state = ActionState.SUCCEEDED
+    else:
+        action_run.state = ActionState.FAILED
+        action_run.finished_at = timezone.now()
+    action_run.save()
+    TimelineEntry.objects.append(
+        action_run.incident,
+        action_run.undo_actor if undoing else action_run.actor,
+        EntryKind.ACTION_FAILED,
+        f"{'Undo of ' if undoing else ''}{action_run.action} on {action_run.target} "
+        f"failed: {code}: {message}",
+        {
+            "action_run": action_run.pk,
+            "action": action_run.action,
+            "undo": undoing,
+            "error_code": code,
+            "error_message": message,
+            "request_ids": request_ids,
+        },
+    )
+    if not undoing:
+        _wake_steps(action_run)
     logger.warning(
-        "action.failed incident=%s action_run=%s action=%s error=%s",
+        "action.failed incident=%s action_run=%s action=%s undo=%s error=%s",
         action_run.incident.reference,
         action_run.pk,
         action_run.action,
+        undoing,
         code,
     )
-    return "failed"
 
 
 def _classify(error: Exception) -> tuple[str, str, bool]:
@@ -825,12 +939,15 @@ def _classify(error: Exception) -> tuple[str, str, bool]:
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         code = str(details.get("Code") or "ClientError")
-        return code, str(details.get("Message") or error), code in TRANSIENT_ERROR_CODES
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        # Codes differ by service; an answer of 429 or 5xx is transient whatever its code.
+        transient = code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500
+        return code, str(details.get("Message") or error), transient
     if isinstance(error, ConnectionError | HTTPClientError):
         return type(error).__name__, str(error), True
     if isinstance(error, BotoCoreError):
         return type(error).__name__, str(error), False
-    if isinstance(error, serializers.ValidationError | ValueError | LookupError):
+    if isinstance(error, serializers.ValidationError | ValueError | LookupError | PermissionDenied):
         return type(error).__name__, str(error), False
     logger.exception("action.crashed")
     return type(error).__name__, str(error), False
@@ -840,19 +957,15 @@ def reconcile(now: datetime | None = None) -> list[int]:
     """Re-send what the broker lost: queued actions nobody took within
     PLAYBOOK_REDISPATCH_AFTER, and actions whose worker's lease ran out."""
     now = now or timezone.now()
-    stale_queue = now - timedelta(seconds=settings.PLAYBOOK_REDISPATCH_AFTER)
+    stale = now - timedelta(seconds=settings.PLAYBOOK_REDISPATCH_AFTER)
     resent = []
     with transaction.atomic():
+        # Rows a worker holds locked right now are being taken or settled: not lost.
         candidates = ActionRun.objects.select_for_update(skip_locked=True).filter(
-            state__in=IN_FLIGHT_ACTION_STATES
+            state__in=[ActionState.QUEUED, ActionState.RUNNING, ActionState.UNDOING]
         )
         for action_run in candidates:
-            lease = action_run.lease_expires_at
-            if lease is not None:
-                due = lease <= now
-            else:
-                due = action_run.dispatched_at is None or action_run.dispatched_at <= stale_queue
-            if not due:
+            if not _lost(action_run, now, stale):
                 continue
             action_run.dispatched_at = now
             action_run.save(update_fields=["dispatched_at"])
@@ -861,3 +974,14 @@ def reconcile(now: datetime | None = None) -> list[int]:
     if resent:
         logger.warning("playbooks.reconciled action_runs=%s", resent)
     return resent
+
+
+def _lost(action_run: ActionRun, now: datetime, stale: datetime) -> bool:
+    """Whether its task has to be sent again: no live lease, and either its last sending
+    is older than `stale` or its worker's lease ran out since that sending."""
+    lease, sent = action_run.lease_expires_at, action_run.dispatched_at
+    if lease is not None and lease > now:
+        return False
+    if sent is None or sent <= stale:
+        return True
+    return lease is not None and sent < lease
