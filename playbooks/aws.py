@@ -144,6 +144,9 @@ class AwsContext:
         self.region = region
         self.incident_reference = incident_reference
         self.action_run_id = action_run_id
+        # What an earlier attempt of this action run saw before it acted, when there was
+        # one: actions take their `before` (and whether they changed anything) from it.
+        self.first_seen: dict[str, Any] | None = None
         self.request_ids: list[str] = []
         self._clients: dict[str, Any] = {}
 

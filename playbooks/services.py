@@ -669,9 +669,18 @@ def execute(action_run_id: int) -> str:
 
 
 def _apply(action_run: ActionRun, request_ids: list[str]) -> Outcome:
+    """Look, then act. What the first attempt saw is kept before it acts: a later attempt
+    (its worker died after AWS answered) sees the target already changed, and needs the
+    first sight to say what changed and to keep the action undoable."""
     action = actions.get(action_run.action)
     context = _aws_context(action_run, request_ids)
     state = action.inspect(context, action_run.parameters)
+    if action_run.before:
+        context.first_seen = action_run.before
+    else:
+        ActionRun.objects.filter(pk=action_run.pk, attempts=action_run.attempts).update(
+            before=state
+        )
     return action.apply(context, action_run.parameters, state)
 
 

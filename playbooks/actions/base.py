@@ -6,7 +6,9 @@ An action is a class with validated inputs and four operations:
 - `inspect(ctx, inputs)`: the target's current state, read-only;
 - `apply(ctx, inputs, state)`: act, given what `inspect` saw, and say whether anything
   changed. It must be safe to call again on a target it already changed (a worker can die
-  between AWS's answer and the commit of the result): it looks before it acts;
+  between AWS's answer and the commit of the result): it looks before it acts. On such a
+  second attempt `ctx.first_seen` holds what the first attempt's `inspect` saw: `before`
+  and `changed` are to be taken from it, so that undo restores the original state;
 - `undo(ctx, inputs, done)`, where undo makes sense, from what `apply` recorded.
 
 Actions never build boto3 clients themselves: `ctx(service)` gives clients in the target's

@@ -61,17 +61,16 @@ class DeactivateAccessKey(Action):
 
     def apply(self, ctx: AwsContext, inputs: dict[str, Any], state: dict[str, Any]) -> Outcome:
         key = f"access key {inputs['access_key_id']} of {_owner_phrase(state)}"
+        first = ctx.first_seen or state
+        done = {"user_name": state["user_name"], "status": "Inactive"}
         if state["status"] == "Inactive":
+            if first["status"] != "Inactive":  # an earlier attempt did it, then its worker died
+                return Outcome(True, f"Deactivated {key}", before=first, outputs=done)
             return Outcome(False, f"{key} is already inactive", before=state)
         ctx("iam").update_access_key(
             UserName=state["user_name"], AccessKeyId=inputs["access_key_id"], Status="Inactive"
         )
-        return Outcome(
-            True,
-            f"Deactivated {key}",
-            before=state,
-            outputs={"user_name": state["user_name"], "status": "Inactive"},
-        )
+        return Outcome(True, f"Deactivated {key}", before=first, outputs=done)
 
     def undo(self, ctx: AwsContext, inputs: dict[str, Any], done: Outcome) -> Outcome:
         owner = done.before["user_name"]

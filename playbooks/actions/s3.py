@@ -48,15 +48,15 @@ class BlockPublicAccess(Action):
 
     def apply(self, ctx: AwsContext, inputs: dict[str, Any], state: dict[str, Any]) -> Outcome:
         bucket = inputs["bucket"]
+        first = ctx.first_seen or state
+        blocked = f"Blocked all public access to bucket {bucket}"
+        outputs = {"configuration": ALL_BLOCKED}
         if _all_blocked(state["configuration"]):
+            if not _all_blocked(first["configuration"]):  # an earlier attempt did it
+                return Outcome(True, blocked, before=first, outputs=outputs)
             return Outcome(False, f"Bucket {bucket} already blocks all public access", before=state)
         ctx("s3").put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_BLOCKED)
-        return Outcome(
-            True,
-            f"Blocked all public access to bucket {bucket}",
-            before=state,
-            outputs={"configuration": ALL_BLOCKED},
-        )
+        return Outcome(True, blocked, before=first, outputs=outputs)
 
     def undo(self, ctx: AwsContext, inputs: dict[str, Any], done: Outcome) -> Outcome:
         bucket, previous = inputs["bucket"], done.before.get("configuration")

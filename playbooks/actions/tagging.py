@@ -48,6 +48,15 @@ class TagResource(Action):
     def apply(self, ctx: AwsContext, inputs: dict[str, Any], state: dict[str, Any]) -> Outcome:
         wanted = self.wanted(ctx, inputs)
         missing = {k: v for k, v in wanted.items() if state["tags"].get(k) != v}
+        first = ctx.first_seen or state
+        added_earlier = {k: v for k, v in wanted.items() if first["tags"].get(k) != v}
+        if not missing and added_earlier:  # an earlier attempt tagged it, then its worker died
+            return Outcome(
+                True,
+                f"Tagged {inputs['resource']} with {', '.join(sorted(added_earlier))}",
+                before=first,
+                outputs={"added": added_earlier},
+            )
         if not missing:
             return Outcome(False, f"{inputs['resource']} already carries the tags", before=state)
         self._write(ctx, inputs["resource"], missing)
