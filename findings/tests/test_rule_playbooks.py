@@ -20,7 +20,7 @@ from playbooks import services as playbooks
 from playbooks.aws import client
 from playbooks.choices import RunStatus, StepState
 from playbooks.models import Playbook, PlaybookRun
-from playbooks.tests.conftest import ACCOUNT_ID, REGION, account, engine  # noqa: F401
+from playbooks.tests.conftest import ACCOUNT_ID, IMAGE_ID, REGION, account, engine  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def own_rules_only(db):
 @pytest.fixture
 def instance_id(account) -> str:  # noqa: F811
     ec2 = client("ec2", REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = IMAGE_ID
     return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
 
 

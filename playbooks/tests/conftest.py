@@ -17,6 +17,8 @@ from playbooks.models import CloudAccount
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "eu-west-1"
+# moto launches instances from any image id; listing its images takes seconds.
+IMAGE_ID = "ami-0123456789abcdef0"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from playbooks.actions.tagging import INCIDENT_TAG, TagResource
 from playbooks.aws import client
 from playbooks.choices import ActionState, RunStatus, StepState
 from playbooks.models import ActionRun, CloudAccount, Playbook, PlaybookRun
-from playbooks.tests.conftest import ACCOUNT_ID, REGION
+from playbooks.tests.conftest import ACCOUNT_ID, IMAGE_ID, REGION
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def tag_playbook(gate: bool = False, slug: str = "tag-it") -> Playbook:
 @pytest.fixture
 def instance_id(account: CloudAccount) -> str:
     ec2 = client("ec2", REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = IMAGE_ID
     return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
 
 

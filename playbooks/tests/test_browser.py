@@ -17,7 +17,7 @@ from irportal.celery import app
 from playbooks.aws import client
 from playbooks.choices import RunStatus
 from playbooks.models import Playbook, PlaybookRun
-from playbooks.tests.conftest import ACCOUNT_ID, REGION
+from playbooks.tests.conftest import ACCOUNT_ID, IMAGE_ID, REGION
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -65,7 +65,7 @@ def worker_in_server():
 @pytest.fixture
 def instance_id(account) -> str:
     ec2 = client("ec2", REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = IMAGE_ID
     return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
 
 

@@ -15,7 +15,7 @@ from playbooks import services
 from playbooks.aws import client
 from playbooks.choices import ActionState, RunStatus, StepState
 from playbooks.models import ActionRun, Playbook, PlaybookRun, RunStep
-from playbooks.tests.conftest import ACCOUNT_ID, REGION
+from playbooks.tests.conftest import ACCOUNT_ID, IMAGE_ID, REGION
 from playbooks.views import parse_assignments, problems_in
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def page_for(client):
 @pytest.fixture
 def instance_id(account) -> str:
     ec2 = client("ec2", REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = IMAGE_ID
     return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
 
 
