@@ -58,10 +58,7 @@ class IncidentPartAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).filter(incident__in=visible)
 
 
-class ParticipantInline(admin.TabularInline):
-    model = Participant
-    fields = ["user", "role", "added_at"]
-    readonly_fields = ["user", "role", "added_at"]
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
@@ -73,6 +70,32 @@ class ParticipantInline(admin.TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may_read_cases(request)
+
+
+class KeptByLeads(admin.ModelAdmin):
+    """Configuration (accounts, playbooks, rules): everyone who reads the admin sees it,
+    leads change it."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(roles.roles_of(request.user))
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return roles.is_lead(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return roles.is_lead(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return roles.is_lead(request.user)
+
+
+class ParticipantInline(ReadOnlyInline):
+    model = Participant
+    fields = ["user", "role", "added_at"]
+    readonly_fields = ["user", "role", "added_at"]
 
 
 @admin.register(Incident)

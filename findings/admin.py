@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from cases.admin import ReadOnlyAdmin
+from cases.admin import KeptByLeads, ReadOnlyAdmin
 from findings.choices import RuleEffect
 from findings.models import NO_PLAYBOOK_ON_SUPPRESS, Finding, QuarantinedEvent, TriageRule
 from irportal import roles
@@ -56,7 +56,7 @@ class TriageRuleForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(TriageRule)
-class TriageRuleAdmin(admin.ModelAdmin):
+class TriageRuleAdmin(KeptByLeads):
     """Leads keep the rules; everyone who reads the admin can see them."""
 
     form = TriageRuleForm
@@ -74,18 +74,3 @@ class TriageRuleAdmin(admin.ModelAdmin):
     list_filter = ["effect", "enabled", "incident_category"]
     search_fields = ["name", "description"]
     ordering = ["position", "id"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(roles.roles_of(request.user))
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return roles.is_lead(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return roles.is_lead(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return roles.is_lead(request.user)

@@ -13,29 +13,17 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from rest_framework import serializers
 
-from cases.admin import IncidentPartAdmin, ReadOnlyAdmin, may_read_cases
+from cases.admin import (
+    IncidentPartAdmin,
+    KeptByLeads,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+)
 from cases.models import Incident
 from irportal import roles
 from playbooks import accounts, definitions
 from playbooks.models import ActionRun, CloudAccount, Playbook, PlaybookRun, RunStep
 from playbooks.versions import CONTENT_FIELDS, differs, save_next_version
-
-
-class KeptByLeads(admin.ModelAdmin):
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(roles.roles_of(request.user))
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return roles.is_lead(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return roles.is_lead(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return roles.is_lead(request.user)
 
 
 @admin.register(CloudAccount)
@@ -141,21 +129,10 @@ class PlaybookAdmin(KeptByLeads):
 STEP_COLUMNS = ("position", "key", "title", "action", "state", "reason", "action_run")
 
 
-class RunStepInline(admin.TabularInline):
+class RunStepInline(ReadOnlyInline):
     model = RunStep
     fields = STEP_COLUMNS
     readonly_fields = STEP_COLUMNS
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return may_read_cases(request)
 
 
 @admin.register(PlaybookRun)
