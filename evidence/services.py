@@ -304,6 +304,18 @@ def record_acquired(
 # Reading evidence
 
 
+def viewed(actor: Actor, item: EvidenceItem, client_address: str | None = None) -> CustodyEvent:
+    """Someone read the item's record (its bytes are a download, recorded as one)."""
+    return record_custody(
+        actor,
+        item,
+        CustodyAction.VIEWED,
+        f"Evidence record viewed: {item.name}",
+        sha256=item.sha256,
+        client_address=client_address,
+    )
+
+
 def issue_download_link(actor: Actor, item: EvidenceItem, client_address: str | None = None) -> str:
     """A token for one short-lived download of `item` by `actor`'s user."""
     if actor.user is None:
