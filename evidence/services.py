@@ -360,6 +360,9 @@ def redeem_download_link(
         link.used_at = now
         link.save(update_fields=["used_at"])
         item = link.item
+        # Opened first: a download of bytes that are not there is not a custody event.
+        store = store_for(item.store)
+        chunks = store.read(item.key, bucket=item.bucket, version_id=item.version_id)
         record_custody(
             actor,
             item,
@@ -370,8 +373,7 @@ def redeem_download_link(
             sha256=item.sha256,
             client_address=client_address,
         )
-    store = store_for(item.store)
-    return item, store.read(item.key, bucket=item.bucket, version_id=item.version_id)
+    return item, chunks
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,6 +422,8 @@ def set_legal_hold(actor: Actor, item: EvidenceItem, on: bool, reason: str = "")
         item = EvidenceItem.objects.select_for_update().select_related("incident").get(pk=item.pk)
         if item.legal_hold == on:
             return item
+        if item.disposed_at:
+            raise StateConflict(f"{item.name} was disposed of; there is nothing left to hold")
         if item.store in (StoreKind.S3, StoreKind.LOCAL):
             store_for(item.store).set_legal_hold(
                 item.key, on, bucket=item.bucket, version_id=item.version_id
@@ -442,6 +446,8 @@ def transfer_out(
     actor: Actor, item: EvidenceItem, recipient: str, reason: str = ""
 ) -> CustodyEvent:
     """Record that a copy left IR Portal's custody (to law enforcement, a forensics firm)."""
+    if item.disposed_at:
+        raise StateConflict(f"{item.name} was disposed of; no copy can leave")
     with transaction.atomic():
         return record_custody(
             actor,
