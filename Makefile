@@ -9,6 +9,19 @@ STAMP := $(VENV)/.installed
 # The embedded default runs with DEBUG on (a local key is generated under var/).
 LOCAL := DEBUG=$${DEBUG:-true}
 
+# The embedded default simulates AWS as well: Procfile.dev's `aws:` process serves moto on
+# port 5000 and seeds a demo estate, and web, worker and beat are pointed at it, with demo
+# credentials that replace any real ones in your shell. Setting AWS_ENDPOINT_URL yourself (for
+# example http://127.0.0.1:5001 when 5000 is taken) opts out of all four: your endpoint,
+# credentials (any will do for moto) and region are used as they are, and the `aws:` process
+# serves on that endpoint's port.
+ifeq ($(strip $(AWS_ENDPOINT_URL)),)
+run: export AWS_ENDPOINT_URL := http://127.0.0.1:5000
+run: export AWS_ACCESS_KEY_ID := demo
+run: export AWS_SECRET_ACCESS_KEY := demo
+run: export AWS_DEFAULT_REGION := eu-west-1
+endif
+
 .PHONY: run test lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -19,6 +32,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 run: $(STAMP)
 	$(LOCAL) $(BIN)/python manage.py migrate --noinput
+	$(LOCAL) $(BIN)/python manage.py load_playbooks
 	$(LOCAL) $(BIN)/python manage.py seed_demo
 	$(LOCAL) $(BIN)/python manage.py seed_findings
 	$(LOCAL) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "irportal.settings")
@@ -22,6 +23,7 @@ TASK_ROUTES = {
     "playbooks.execute_action": {"queue": "playbooks"},
     "playbooks.undo_action": {"queue": "playbooks"},
     "playbooks.reconcile": {"queue": "playbooks"},
+    "playbooks.check_accounts": {"queue": "playbooks"},
 }
 
 app.conf.update(
@@ -45,6 +47,11 @@ app.conf.update(
         # Re-sends response actions whose task the broker lost or whose worker died.
         "reconcile-response-actions": {"task": "playbooks.reconcile", "schedule": 30.0},
         "purge-expired-tokens": {"task": "irportal.purge_expired_tokens", "schedule": 3600.0},
+        # Daily at 06:00 UTC: a response role someone broke is found before it is needed.
+        "check-account-access": {
+            "task": "playbooks.check_accounts",
+            "schedule": crontab(minute=0, hour=6),
+        },
     },
 )
 app.autodiscover_tasks()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from playbooks import services
+from playbooks import accounts, services
 
 # A worker that hangs is stopped a little before its lease runs out, so the reconciler
 # never hands an action to a second worker while the first still acts.
@@ -26,3 +26,10 @@ def undo_action(action_run_id: int) -> str:
 @shared_task(name="playbooks.reconcile")
 def reconcile() -> int:
     return len(services.reconcile())
+
+
+@shared_task(name="playbooks.check_accounts")
+def check_accounts() -> int:
+    """Prepared access, checked daily: every enabled account's role assumed once; the
+    result is on each account's row. Returns how many failed."""
+    return sum(1 for account in accounts.check_all() if not account.check_ok)
