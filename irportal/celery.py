@@ -24,6 +24,7 @@ TASK_ROUTES = {
     "playbooks.undo_action": {"queue": "playbooks"},
     "playbooks.reconcile": {"queue": "playbooks"},
     "playbooks.check_accounts": {"queue": "playbooks"},
+    "evidence.verify_all": {"queue": "default"},
 }
 
 app.conf.update(
@@ -46,6 +47,8 @@ app.conf.update(
         "poll-findings-queue": {"task": "findings.poll_queue", "schedule": 30.0},
         # Re-sends response actions whose task the broker lost or whose worker died.
         "reconcile-response-actions": {"task": "playbooks.reconcile", "schedule": 30.0},
+        # Re-hashes every stored evidence item; a mismatch is flagged and recorded.
+        "verify-evidence": {"task": "evidence.verify_all", "schedule": crontab(hour=3, minute=0)},
         "purge-expired-tokens": {"task": "irportal.purge_expired_tokens", "schedule": 3600.0},
         # Daily at 06:00 UTC: a response role someone broke is found before it is needed.
         "check-account-access": {

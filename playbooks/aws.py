@@ -72,9 +72,6 @@ def session_client(session: Credentials, service: str, region: str | None) -> An
     )
 
 
-_client = session_client  # the earlier private name, still used by playbooks/estate.py
-
-
 def session_name(incident_reference: str, asked_by: str) -> str:
     """`IR-2026-0042.alice`: what CloudTrail shows as the assumed role's session."""
     name = re.sub(r"[^\w+=,.@-]", "-", f"{incident_reference}.{asked_by}")

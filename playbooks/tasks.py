@@ -1,5 +1,11 @@
-"""Celery entry points of the run engine. Each carries only an action run's id: the row
-says what to do, and `services` decides whether this worker may do it."""
+"""Celery entry points of the run engine. An action's task carries only the action run's
+id: the row says what to do, and `services` decides whether this worker may do it.
+
+Known limit: the hard time limit below is enforced only by the prefork pool (production's
+worker). Under the threads pool of `make run`, a hung action keeps its thread; once its
+lease lapses another worker may act too. Actions look before they act and a late result
+is not committed over a newer attempt's (`services._still_mine`), so that costs a repeated
+AWS call, not a wrong record."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from playbooks import accounts, services
 
 # A worker that hangs is stopped a little before its lease runs out, so the reconciler
 # never hands an action to a second worker while the first still acts.
-_TIME_LIMIT = max(settings.PLAYBOOK_ACTION_LEASE - 10, 10)
+_TIME_LIMIT = max(settings.PLAYBOOK_ACTION_LEASE - 10, settings.PLAYBOOK_ACTION_LEASE * 0.8)
 
 
 @shared_task(name="playbooks.execute_action", time_limit=_TIME_LIMIT)
