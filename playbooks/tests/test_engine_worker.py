@@ -97,10 +97,13 @@ class TagThenMaybeDie(TagResource):
 
     def apply(self, ctx: AwsContext, inputs: dict[str, Any], state: dict[str, Any]) -> Outcome:
         outcome = super().apply(ctx, inputs, state)
-        Scripted.script.changes += outcome.changed
         if Scripted.script.then:
             Scripted.script.then()
         return outcome
+
+    def _write(self, ctx: AwsContext, resource: str, tags: dict[str, str]) -> None:
+        Scripted.script.changes += 1  # the side effect itself: tags written in AWS
+        super()._write(ctx, resource, tags)
 
 
 @pytest.fixture(autouse=True)
@@ -393,10 +396,13 @@ def test_a_dead_workers_action_is_taken_over_without_repeating_its_change(
 
     action_run.refresh_from_db()
     assert (action_run.state, action_run.attempts) == (ActionState.SUCCEEDED, 2)
-    assert action_run.changed is False
     assert script.changes == 1
+    # The first attempt's sight of the bucket (no tags) was kept before it acted, so the
+    # record says what really happened: the tag was added, once.
+    assert action_run.changed is True
+    assert action_run.before == {"tags": {}}
     [done] = entries(incident, EntryKind.ACTION_SUCCEEDED)
-    assert done.summary == f"No change needed: {bucket} already carries the tags"
+    assert done.summary == f"Tagged {bucket} with {INCIDENT_TAG}"
     found = client("s3", REGION).get_bucket_tagging(Bucket=bucket)["TagSet"]
     assert found == [{"Key": INCIDENT_TAG, "Value": incident.reference}]
 
@@ -464,7 +470,7 @@ def test_an_action_no_worker_finishes_fails_after_the_last_attempt(
 
 
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_taking_one_action_at_once_only_one_acts(
     account, incident, lead_actor, broker, script
 ):
