@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,6 @@ class EvidenceConfig(AppConfig):
     """Evidence items, their stores, custody and integrity."""
 
     name = "evidence"
+
+    def ready(self) -> None:
+        import_module("evidence.actions")  # registers the collection actions for playbooks

@@ -21,7 +21,7 @@ import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -261,6 +261,7 @@ class S3Writer:
 
     def __init__(self, store: S3Store, key: str, placement: Placement) -> None:
         self.store, self.key = store, key
+        self.retain_until = placement.retain_until
         tags = {**placement.tags, "ir-portal:retention-class": placement.retention_class}
         self.upload_id = store.s3.create_multipart_upload(
             Bucket=store.bucket,
@@ -307,13 +308,37 @@ class S3Writer:
         except BaseException:
             self.abort()
             raise
+        version_id = done.get("VersionId", "")
+        self._confirm_lock(version_id)
         return Stored(
             store=StoreKind.S3,
             key=self.key,
             size=self.size,
             sha256=self.digest.hexdigest(),
             bucket=self.store.bucket,
-            version_id=done.get("VersionId", ""),
+            version_id=version_id,
+        )
+
+    def _confirm_lock(self, version_id: str) -> None:
+        """Look at the finished version's lock, and set it where it is missing or short.
+
+        S3 applies the lock asked for in CreateMultipartUpload when the upload completes, so
+        on AWS this only looks. moto 5.2.5 drops those headers: without this, an item would
+        be recorded as locked until `retain_until` while its object is not locked at all.
+        Only ever extends (a lock is never shortened), and tolerates the second S3 may
+        round the date to."""
+        s3, request = self.store.s3, self.store._request(self.key, self.store.bucket, version_id)
+        seen = s3.head_object(**request)
+        until = seen.get("ObjectLockRetainUntilDate")
+        if (
+            seen.get("ObjectLockMode") == self.store.lock_mode
+            and until is not None
+            and until >= self.retain_until - timedelta(seconds=1)
+        ):
+            return
+        s3.put_object_retention(
+            **request,
+            Retention={"Mode": self.store.lock_mode, "RetainUntilDate": self.retain_until},
         )
 
     def abort(self) -> None:
