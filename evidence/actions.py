@@ -104,60 +104,17 @@ def record_stored(
     description: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> EvidenceItem:
-    """Record bytes this action put in the store as acquired by `run`.
-
-    `record_acquired` dates retention from now, a moment after the store locked the object
-    from the placement: the lock is moved on to the item's date (only ever later), and the
-    S3 object gets its item tag, as `services.record_upload` does. Should that fail, the
-    stored object stays where it is, locked, and the log names it."""
-    try:
-        with transaction.atomic():
-            return _record_stored(
-                run, stored, placement, store, kind, source, description, metadata or {}
-            )
-    except Exception:
-        logger.exception(
-            "evidence.orphaned incident=%s store=%s key=%s",
-            run.incident.reference,
-            stored.store,
-            stored.key,
-        )
-        raise
-
-
-def _record_stored(
-    run: ActionRun,
-    stored: Stored,
-    placement: Placement,
-    store: EvidenceStore,
-    kind: str,
-    source: str,
-    description: str,
-    metadata: dict[str, Any],
-) -> EvidenceItem:
-    item = services.record_acquired(
-        run.actor,
-        run.incident,
+    """Record bytes this action put in the store as acquired by `run`."""
+    return services.record_collected(
+        run,
+        stored,
+        placement,
+        store=store,
         kind=kind,
-        name=placement.name,
-        store=stored.store,
         source=source,
         description=description,
-        action_run=run,
-        bucket=stored.bucket,
-        key=stored.key,
-        version_id=stored.version_id,
-        size=stored.size,
-        sha256=stored.sha256,
         metadata=metadata,
-        retention_class=placement.retention_class,
-        copied_from=source,
     )
-    store.extend_retention(
-        item.key, item.retain_until, bucket=item.bucket, version_id=item.version_id
-    )
-    services._tag_object(item, store)
-    return item
 
 
 def _tags(tags: Iterable[dict[str, str]]) -> dict[str, str]:

@@ -173,43 +173,94 @@ def record_upload(
     metadata: dict[str, Any] | None = None,
     client_address: str | None = None,
 ) -> EvidenceItem:
-    """The item for bytes already in the store, and its first custody event."""
+    """The item for bytes someone uploaded into the store, and its first custody event."""
+    return _record_stored(
+        actor,
+        incident,
+        stored,
+        placement,
+        store,
+        EvidenceItem(kind=kind, description=description, source=source, metadata=metadata or {}),
+        CustodyAction.UPLOADED,
+        from_location=f"upload from {client_address or 'unknown'}",
+        client_address=client_address,
+    )
+
+
+def record_collected(
+    action_run: Any,
+    stored: Stored,
+    placement: Placement,
+    *,
+    store: EvidenceStore,
+    kind: str,
+    source: str,
+    description: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> EvidenceItem:
+    """The item for bytes a collection action put into the store, acquired by its run."""
+    item = EvidenceItem(
+        kind=kind,
+        description=description,
+        source=source,
+        metadata=metadata or {},
+        action_run=action_run,
+    )
+    return _record_stored(
+        action_run.actor,
+        action_run.incident,
+        stored,
+        placement,
+        store,
+        item,
+        CustodyAction.ACQUIRED,
+        from_location=source,
+    )
+
+
+def _record_stored(
+    actor: Actor,
+    incident: Incident,
+    stored: Stored,
+    placement: Placement,
+    store: EvidenceStore,
+    item: EvidenceItem,
+    custody: CustodyAction,
+    *,
+    from_location: str,
+    client_address: str | None = None,
+) -> EvidenceItem:
+    """Complete `item` with where and how long it is kept, save it and write its first
+    custody event. Retention is the placement's: the date the store's lock was set with."""
+    item.incident = incident
+    item.name = placement.name
+    item.acquired_by_kind, item.acquired_by = actor.kind, actor.name
+    item.acquired_by_user = actor.user
+    item.store, item.bucket, item.key = stored.store, stored.bucket, stored.key
+    item.version_id, item.size, item.sha256 = stored.version_id, stored.size, stored.sha256
+    item.content_type, item.tags = placement.content_type, placement.tags
+    item.retention_class, item.retain_until = placement.retention_class, placement.retain_until
+    verb = "uploaded" if custody == CustodyAction.UPLOADED else "acquired"
     try:
         with transaction.atomic():
-            item = EvidenceItem.objects.create(
-                incident=incident,
-                kind=kind,
-                name=placement.name,
-                description=description,
-                source=source,
-                acquired_by_kind=actor.kind,
-                acquired_by=actor.name,
-                acquired_by_user=actor.user,
-                store=stored.store,
-                bucket=stored.bucket,
-                key=stored.key,
-                version_id=stored.version_id,
-                size=stored.size,
-                sha256=stored.sha256,
-                content_type=placement.content_type,
-                tags=placement.tags,
-                metadata=metadata or {},
-                retention_class=placement.retention_class,
-                retain_until=placement.retain_until,
-            )
+            item.save(force_insert=True)
             record_custody(
                 actor,
                 item,
-                CustodyAction.UPLOADED,
-                f"Evidence uploaded: {item.name} ({stored.size:,} bytes, "
+                custody,
+                f"Evidence {verb}: {item.name} ({stored.size:,} bytes, "
                 f"sha256 {stored.sha256[:12]}…)",
-                from_location=f"upload from {client_address or 'unknown'}",
+                from_location=from_location,
                 to_location=item.location,
                 sha256=stored.sha256,
                 client_address=client_address,
-                details={"size": stored.size, "retain_until": item.retain_until.isoformat()},
+                details={
+                    "size": stored.size,
+                    "retain_until": item.retain_until.isoformat(),
+                    "action_run": item.action_run_id,
+                },
             )
-            _tag_object(item, store)
+            tag_stored_object(item, store)
     except Exception:
         logger.exception(
             "evidence.orphaned incident=%s store=%s key=%s",
@@ -221,12 +272,14 @@ def record_upload(
     return item
 
 
-def _tag_object(item: EvidenceItem, store: EvidenceStore) -> None:
-    """S3 objects carry the item's id too, which exists only once the row does."""
+def tag_stored_object(item: EvidenceItem, store: EvidenceStore) -> None:
+    """S3 objects carry the item's id too, which exists only once the row does; the tags
+    the object was written with are kept (S3 replaces a tag set whole)."""
     if item.store != StoreKind.S3:
         return
     s3 = store.s3  # type: ignore[attr-defined]
     tags = {
+        **item.tags,
         "ir-portal:incident": item.incident.reference,
         "ir-portal:item": str(item.pk),
         "ir-portal:retention-class": item.retention_class,

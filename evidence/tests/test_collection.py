@@ -530,7 +530,7 @@ def test_cloudtrail_events_are_exported_as_json_lines_with_a_manifest(
         (acquired,) = item.custody.all()
         assert acquired.action == CustodyAction.ACQUIRED and acquired.sha256 == item.sha256
         assert acquired.to_location == item.location
-        assert acquired.details == {"action_run": run.pk}
+        assert acquired.details["action_run"] == run.pk
 
 
 def test_an_export_stops_at_max_events_and_says_where(
