@@ -151,3 +151,11 @@ def api() -> Callable[[User | None], APIClient]:
         return client
 
     return client_for
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (tests marked `browser`)."""
+    from irportal.tests.browsing import chromium
+
+    yield from chromium()

@@ -1,26 +1,18 @@
 """A lead runs a gated playbook from an incident in real Chromium, against the app on a
 live server, with tasks run by the server as a worker would run them."""
 
-import shutil
-
 import pytest
 from django.contrib.auth.models import User
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 
 from cases.models import AffectedResource
 from irportal.celery import app
+from irportal.tests.browsing import sign_in, submit
 from playbooks.aws import client
 from playbooks.choices import RunStatus
 from playbooks.models import Playbook, PlaybookRun
 from playbooks.tests.conftest import ACCOUNT_ID, IMAGE_ID, REGION
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 # The live server's database is flushed after each test, which the timeline's append-only
 # trigger refuses on SQLite (PostgreSQL truncates instead).
@@ -29,28 +21,6 @@ pytestmark = [
     pytest.mark.postgresql,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-@pytest.fixture
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -67,20 +37,6 @@ def instance_id(account) -> str:
     ec2 = client("ec2", REGION)
     image = IMAGE_ID
     return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-
-
-def submit(browser, button_text):
-    """Click a form's button and wait for the page it leads to."""
-    button = browser.find_element(By.XPATH, f"//button[text()='{button_text}']")
-    button.click()
-    WebDriverWait(browser, 20).until(staleness_of(button))
-
-
-def sign_in(browser, live_server, username):
-    browser.get(f"{live_server.url}/accounts/login/")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys("x")
-    submit(browser, "Sign in")
 
 
 def test_lead_starts_a_gated_playbook_approves_it_and_sees_it_succeed(
@@ -114,7 +70,7 @@ def test_lead_starts_a_gated_playbook_approves_it_and_sees_it_succeed(
         },
     )
 
-    sign_in(browser, live_server, "lena")
+    sign_in(browser, live_server.url, "lena")
     browser.find_element(By.LINK_TEXT, incident.reference).click()
     browser.find_element(By.PARTIAL_LINK_TEXT, "Response").click()
     Select(browser.find_element(By.NAME, "playbook")).select_by_visible_text("Tag it (v1)")
