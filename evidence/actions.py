@@ -27,7 +27,7 @@ from cases.models import Incident
 from evidence import services
 from evidence.choices import EvidenceKind, StoreKind
 from evidence.models import EvidenceItem
-from evidence.stores import PART_SIZE, EvidenceStore, Placement, Stored, default_store, put
+from evidence.stores import PART_SIZE, EvidenceStore, default_store, put
 from playbooks.actions.base import Action, ActionInputs, Outcome, register
 from playbooks.actions.ec2 import ACTION_RUN_TAG
 from playbooks.actions.tagging import INCIDENT_TAG
@@ -91,30 +91,6 @@ def record_once(
         if found is not None:
             return found, False
         return record(), True
-
-
-def record_stored(
-    run: ActionRun,
-    stored: Stored,
-    placement: Placement,
-    store: EvidenceStore,
-    *,
-    kind: str,
-    source: str,
-    description: str = "",
-    metadata: dict[str, Any] | None = None,
-) -> EvidenceItem:
-    """Record bytes this action put in the store as acquired by `run`."""
-    return services.record_collected(
-        run,
-        stored,
-        placement,
-        store=store,
-        kind=kind,
-        source=source,
-        description=description,
-        metadata=metadata,
-    )
 
 
 def _tags(tags: Iterable[dict[str, str]]) -> dict[str, str]:
@@ -533,11 +509,11 @@ def _export_events(
     lines = _event_lines(ctx, attribute, inputs, summary)
     stored = put(store, lines, placement)
     summary["sha256"] = stored.sha256
-    return record_stored(
+    return services.record_collected(
         run,
         stored,
         placement,
-        store,
+        store=store,
         kind=EvidenceKind.LOG_EXPORT,
         source=f"cloudtrail:{inputs['account_id']}/{inputs['region']}?"
         f"{attribute['AttributeKey']}={attribute['AttributeValue']}",
@@ -601,11 +577,11 @@ def _write_manifest(run: ActionRun, store: EvidenceStore, events: EvidenceItem) 
         run.incident, f"{events.name}.manifest.json", content_type="application/json"
     )
     stored = put(store, [body], placement)
-    return record_stored(
+    return services.record_collected(
         run,
         stored,
         placement,
-        store,
+        store=store,
         kind=EvidenceKind.LOG_EXPORT,
         source=events.location,
         description=f"Manifest of evidence #{events.pk}: query, window, count and SHA-256",
@@ -777,11 +753,11 @@ def _copy_object(
         raise ValueError(f"{seen['source']}: read {stored.size} bytes of {seen['size']}")
 
     def record() -> EvidenceItem:
-        return record_stored(
+        return services.record_collected(
             run,
             stored,
             placement,
-            store,
+            store=store,
             kind=kind,
             source=seen["source"],
             description=f"Copy of {seen['source']}",
