@@ -144,6 +144,8 @@ class AwsContext:
         # What an earlier attempt of this action run saw before it acted, when there was
         # one: actions take their `before` (and whether they changed anything) from it.
         self.first_seen: dict[str, Any] | None = None
+        # The role IR Portal itself acts through in this account: no action may lock it out.
+        self.response_role = ""
         self.request_ids: list[str] = []
         self._clients: dict[str, Any] = {}
 

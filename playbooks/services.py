@@ -813,6 +813,7 @@ def _aws_context(action_run: ActionRun, request_ids: list[str]) -> AwsContext:
         session, action_run.region, incident_reference=reference, action_run_id=action_run.pk
     )
     context.request_ids = request_ids
+    context.response_role = account.role_arn.rsplit("/", 1)[-1] if account.role_arn else ""
     return context
 
 

@@ -125,6 +125,7 @@ class RevokeRoleSessions(Action):
 
     def apply(self, ctx: AwsContext, inputs: dict[str, Any], state: dict[str, Any]) -> Outcome:
         role = inputs["role_name"]
+        _refuse_own_role(ctx, "role", role)
 
         # A revocation at or after the moment this run was asked for already ends every
         # session that was live then: keeping its time makes a second attempt of this run
@@ -239,6 +240,7 @@ class DenyAll(Action):
                 return Outcome(True, summary, before={"attached": False}, outputs=outputs)
             return Outcome(False, f"{target} is already denied everything", before=state)
 
+        _refuse_own_role(ctx, inputs["principal_type"], inputs["principal_name"])
         policies = _InlinePolicies(ctx, inputs["principal_type"], inputs["principal_name"])
         policies.put(DENY_ALL_POLICY, _policy(_statement_id(ctx)))
         return Outcome(True, summary, before=state, outputs=outputs)
@@ -288,6 +290,15 @@ class _InlinePolicies:
                 return False
             raise
         return True
+
+
+def _refuse_own_role(ctx: AwsContext, principal_type: str, name: str) -> None:
+    """Denying IR Portal's own response role would end the response it is running."""
+    if principal_type == "role" and ctx.response_role and name == ctx.response_role:
+        raise ValueError(
+            f"{name} is the role IR Portal responds through in this account; "
+            "refusing to lock the response out"
+        )
 
 
 def _statement_id(ctx: AwsContext) -> str:

@@ -430,3 +430,27 @@ def test_denying_everything_to_an_unknown_role_fails_with_the_aws_error_code(
 
     assert run.state == ActionState.FAILED
     assert run.error_code == "NoSuchEntity"
+
+
+@pytest.mark.parametrize(
+    ("action", "inputs"),
+    [
+        ("iam_deny_all", {"principal_type": "role", "principal_name": "ir-portal-responder"}),
+        ("iam_revoke_role_sessions", {"role_name": "ir-portal-responder"}),
+    ],
+)
+def test_it_refuses_to_lock_out_the_role_ir_portal_responds_through(
+    account, incident, lead_actor, engine, action, inputs
+):
+    # `account` registers arn:aws:iam::123456789012:role/ir-portal-responder.
+    client("iam", REGION).create_role(
+        RoleName="ir-portal-responder", AssumeRolePolicyDocument=json.dumps(TRUST_EC2)
+    )
+    with engine():
+        run, _ = services.request_action(lead_actor, incident, action, {**inputs, **WHERE})
+    run.refresh_from_db()
+
+    assert run.state == ActionState.FAILED
+    assert "refusing to lock the response out" in run.error_message
+    policies = client("iam", REGION).list_role_policies(RoleName="ir-portal-responder")
+    assert policies["PolicyNames"] == []
