@@ -27,7 +27,7 @@ from cases.models import Incident
 from irportal import roles
 from irportal.errors import StateConflict
 from irportal.pages import page_actor, page_user
-from playbooks import actions, definitions, services
+from playbooks import actions, definitions, library, services
 from playbooks.choices import IN_FLIGHT_ACTION_STATES, OnFailure, StepState
 from playbooks.models import ActionRun, Playbook, PlaybookRun, RunStep
 
@@ -83,23 +83,17 @@ def nest(assignments: dict[str, str]) -> dict[str, Any]:
     return nested
 
 
-def problems_in(detail: Any, where: str = "") -> list[str]:
+def problems_in(detail: Any) -> list[str]:
     """A DRF error detail, however nested, as one readable line per problem:
     {"steps": {"isolate": {"parameters": "…"}}} reads "Step isolate: parameters: …"."""
-    if isinstance(detail, dict):
-        lines = []
-        for key, inner in detail.items():
-            if key == "steps" and isinstance(inner, dict) and not where:
-                for step, problem in inner.items():
-                    lines += problems_in(problem, f"Step {step}")
-            elif key == "non_field_errors":
-                lines += problems_in(inner, where)
-            else:
-                lines += problems_in(inner, f"{where}: {key}" if where else str(key))
-        return lines
-    if isinstance(detail, list):
-        return [line for inner in detail for line in problems_in(inner, where)]
-    return [f"{where}: {detail}" if where else str(detail)]
+    lines = []
+    for where, what in library.problems_in(detail):
+        if where.startswith("steps."):
+            step, _, rest = where.removeprefix("steps.").partition(".")
+            where = f"Step {step}" + (f": {rest}" if rest else "")
+        where = where.replace(".", ": ")
+        lines.append(what if where == "document" else f"{where}: {what}")
+    return lines
 
 
 class StartRunForm(forms.Form):
