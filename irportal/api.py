@@ -1,5 +1,6 @@
-"""API plumbing shared by every app: pagination, errors."""
+"""API plumbing shared by every app: pagination, errors, model serializers."""
 
+import copy
 from typing import Any, TypeGuard
 
 from django.core import paginator as django_paginator
@@ -7,7 +8,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from rest_framework import filters, pagination, status
+from rest_framework import fields, filters, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -106,3 +107,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         return Response(as_serializer_error(exc), status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
+
+
+# The fields each ModelSerializer class builds from its model, built once per class.
+_MODEL_FIELDS: dict[type, dict[str, fields.Field]] = {}
+
+
+class ModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """DRF's ModelSerializer, building its fields from the model once per class.
+
+    DRF builds every field afresh from the model's metadata each time a serializer is
+    made: about 0.6 ms for an incident, against 0.35 ms for a copy. What it builds
+    depends on the class and its model only, so it is kept, and each serializer gets a deep
+    copy of its own: the way DRF already hands out declared fields. A subclass that adapts
+    a field to its context (the request, the incident) does so after calling this, on
+    that copy.
+    """
+
+    def get_fields(self) -> dict[str, fields.Field]:
+        built = _MODEL_FIELDS.get(type(self))
+        if built is None:
+            built = _MODEL_FIELDS[type(self)] = super().get_fields()
+        return copy.deepcopy(built)

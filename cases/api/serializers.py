@@ -20,6 +20,7 @@ from cases.models import (
     TimelineEntry,
 )
 from irportal import roles
+from irportal.api import ModelSerializer
 
 User = get_user_model()
 
@@ -47,7 +48,7 @@ class SecondsField(serializers.ReadOnlyField):
         return value.total_seconds() if value is not None else None
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(ModelSerializer):
     detected_at = serializers.DateTimeField(required=False, validators=[not_in_future])
     reported_at = serializers.DateTimeField(required=False, validators=[not_in_future])
     time_to_detect = SecondsField(help_text="Seconds from detected_at to reported_at.")
@@ -122,7 +123,7 @@ class TransitionSerializer(serializers.Serializer):
     )
 
 
-class ParticipantSerializer(serializers.ModelSerializer):
+class ParticipantSerializer(ModelSerializer):
     user = username_field()
 
     class Meta:
@@ -139,7 +140,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
         return user
 
 
-class AffectedResourceSerializer(serializers.ModelSerializer):
+class AffectedResourceSerializer(ModelSerializer):
     tags = serializers.DictField(child=serializers.CharField(max_length=256), required=False)
 
     class Meta:
@@ -147,7 +148,7 @@ class AffectedResourceSerializer(serializers.ModelSerializer):
         fields = ["id", "account_id", "region", "identifier", "resource_type", "tags", "added_at"]
 
 
-class ObjectiveSerializer(serializers.ModelSerializer):
+class ObjectiveSerializer(ModelSerializer):
     owner = username_field(required=False, allow_null=True)
 
     class Meta:
@@ -162,7 +163,7 @@ class ObjectiveSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(ModelSerializer):
     assignee = username_field(required=False, allow_null=True)
     objective = serializers.PrimaryKeyRelatedField(
         queryset=Objective.objects.none(), required=False, allow_null=True
@@ -181,7 +182,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return fields
 
 
-class CommunicationSerializer(serializers.ModelSerializer):
+class CommunicationSerializer(ModelSerializer):
     drafted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
@@ -240,7 +241,7 @@ class CommunicationSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class TimelineEntrySerializer(serializers.ModelSerializer):
+class TimelineEntrySerializer(ModelSerializer):
     actor = serializers.SerializerMethodField()
 
     class Meta:
@@ -273,7 +274,7 @@ class TimelineNoteSerializer(serializers.Serializer):
     )
 
 
-class CommunicationTemplateSerializer(serializers.ModelSerializer):
+class CommunicationTemplateSerializer(ModelSerializer):
     class Meta:
         model = CommunicationTemplate
         fields = ["id", "name", "audience", "channel", "subject", "body"]
