@@ -760,6 +760,7 @@ def _copy_object(
             store=store,
             kind=kind,
             source=seen["source"],
+            copied_from=seen["source"],
             description=f"Copy of {seen['source']}",
             metadata={
                 "source_bucket": seen["bucket"],

@@ -197,8 +197,10 @@ def record_collected(
     source: str,
     description: str = "",
     metadata: dict[str, Any] | None = None,
+    copied_from: str = "",
 ) -> EvidenceItem:
-    """The item for bytes a collection action put into the store, acquired by its run."""
+    """The item for bytes a collection action put into the store, acquired by its run;
+    `copied_from` names the original when the bytes are a copy of it."""
     item = EvidenceItem(
         kind=kind,
         description=description,
@@ -206,16 +208,20 @@ def record_collected(
         metadata=metadata or {},
         action_run=action_run,
     )
-    return _record_stored(
-        action_run.actor,
-        action_run.incident,
-        stored,
-        placement,
-        store,
-        item,
-        CustodyAction.ACQUIRED,
-        from_location=source,
-    )
+    with transaction.atomic():
+        item = _record_stored(
+            action_run.actor,
+            action_run.incident,
+            stored,
+            placement,
+            store,
+            item,
+            CustodyAction.ACQUIRED,
+            from_location=source,
+        )
+        if copied_from:
+            _record_copy(action_run.actor, item, copied_from)
+    return item
 
 
 def _record_stored(
@@ -350,7 +356,23 @@ def record_acquired(
             sha256=sha256,
             details={"action_run": getattr(action_run, "pk", None)},
         )
+        if copied_from:
+            _record_copy(actor, item, copied_from)
     return item
+
+
+def _record_copy(actor: Actor, item: EvidenceItem, original: str) -> CustodyEvent:
+    """The item is a copy: from where to where, and the hash of what arrived."""
+    return record_custody(
+        actor,
+        item,
+        CustodyAction.COPIED,
+        f"Evidence copied: {original} to {item.location}",
+        from_location=original,
+        to_location=item.location,
+        sha256=item.sha256,
+        details={"action_run": item.action_run_id},
+    )
 
 
 # ---------------------------------------------------------------------------------------

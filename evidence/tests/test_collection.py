@@ -206,10 +206,11 @@ def test_snapshots_are_copied_once_encrypted_and_recorded_with_custody(
             REGION,
         )
         assert item.acquired_by == "lena" and item.action_run_id == run.pk
-        (acquired,) = item.custody.all()
-        assert acquired.action == CustodyAction.ACQUIRED
-        assert acquired.from_location == f"ebs:{ACCOUNT_ID}/{REGION}/{source}"
-        assert acquired.to_location == f"ebs:{ACCOUNT_ID}/{REGION}/{copies[source]}"
+        acquired, copied = item.custody.all()
+        assert (acquired.action, copied.action) == (CustodyAction.ACQUIRED, CustodyAction.COPIED)
+        for event in (acquired, copied):
+            assert event.from_location == f"ebs:{ACCOUNT_ID}/{REGION}/{source}"
+            assert event.to_location == f"ebs:{ACCOUNT_ID}/{REGION}/{copies[source]}"
 
     # Asked again, by snapshot id this time: nothing is copied or recorded twice.
     again = ask(
@@ -314,7 +315,9 @@ def test_a_cross_account_copy_shares_the_source_then_copies_it_in_the_security_a
     assert outcome.changed and outcome.outputs["copies"] == {source: copy_id}
     (item,) = items_of(run)
     assert (item.snapshot_id, item.account_id) == (copy_id, SECURITY_ACCOUNT)
-    assert item.custody.get().from_location == f"ebs:{ACCOUNT_ID}/{REGION}/{source}"
+    assert {event.from_location for event in item.custody.all()} == {
+        f"ebs:{ACCOUNT_ID}/{REGION}/{source}"
+    }
 
     # The next attempt finds the copy by its tags: no second share, copy or item.
     with Stubber(copying("ec2")) as security_ec2:
@@ -652,13 +655,14 @@ def test_named_objects_are_streamed_into_the_store_hashed_and_recorded(
             item.metadata["source_etag"]
             == source_s3().head_object(Bucket=SOURCE_BUCKET, Key=key)["ETag"]
         )
-        (acquired,) = item.custody.all()
-        assert (acquired.action, acquired.from_location, acquired.to_location) == (
-            CustodyAction.ACQUIRED,
-            source,
-            item.location,
-        )
-        assert acquired.sha256 == item.sha256
+        acquired, copied = item.custody.all()
+        for event, action in ((acquired, CustodyAction.ACQUIRED), (copied, CustodyAction.COPIED)):
+            assert (event.action, event.from_location, event.to_location) == (
+                action,
+                source,
+                item.location,
+            )
+            assert event.sha256 == item.sha256
 
 
 def test_collecting_again_copies_only_what_is_new(logs, bucket, incident, lead_actor, engine):
