@@ -65,6 +65,19 @@ class StoreError(Exception):
     """The store refused or lost something; the message says what."""
 
 
+class HashMismatch(StoreError):
+    """The bytes do not hash to what the sender announced; nothing was kept."""
+
+    def __init__(self, expected: str, seen: str) -> None:
+        super().__init__(f"the bytes hash to {seen}, not to the {expected} announced")
+        self.expected, self.seen = expected, seen
+
+
+def _refuse_unless_expected(digest: str, expected_sha256: str) -> None:
+    if expected_sha256 and digest != expected_sha256.lower():
+        raise HashMismatch(expected_sha256, digest)
+
+
 class EvidenceStore(Protocol):
     kind: str
 
@@ -103,11 +116,15 @@ def hash_stream(chunks: Iterable[bytes]) -> tuple[str, int]:
 
 
 class StoreWriter(Protocol):
-    """Bytes pushed in as they arrive (an upload handler), hashed on the way."""
+    """Bytes pushed in as they arrive (an upload handler), hashed on the way.
+
+    `commit(expected_sha256)` checks the hash before the bytes become an object: on a
+    mismatch the writer aborts and raises HashMismatch. Checking afterwards would be too
+    late on S3, where the finished version is already locked and cannot be removed."""
 
     def write(self, chunk: bytes) -> None: ...
 
-    def commit(self) -> Stored: ...
+    def commit(self, expected_sha256: str = "") -> Stored: ...
 
     def abort(self) -> None: ...
 
@@ -190,7 +207,12 @@ class LocalWriter:
             view = view[os.write(self.descriptor, view) :]
         self.size += len(chunk)
 
-    def commit(self) -> Stored:
+    def commit(self, expected_sha256: str = "") -> Stored:
+        try:
+            _refuse_unless_expected(self.digest.hexdigest(), expected_sha256)
+        except HashMismatch:
+            self.abort()
+            raise
         os.fsync(self.descriptor)
         os.close(self.descriptor)
         os.chmod(self.partial, stat.S_IRUSR | stat.S_IRGRP)
@@ -294,8 +316,9 @@ class S3Writer:
         )
         self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
-    def commit(self) -> Stored:
+    def commit(self, expected_sha256: str = "") -> Stored:
         try:
+            _refuse_unless_expected(self.digest.hexdigest(), expected_sha256)
             if self.buffer or not self.parts:  # S3 wants at least one part, even empty
                 self._send(bytes(self.buffer))
                 self.buffer.clear()

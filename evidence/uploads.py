@@ -37,18 +37,11 @@ def client_address(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-class ExpectedHashMismatch(Exception):
-    def __init__(self, expected: str, seen: str) -> None:
-        super().__init__(f"the body hashes to {seen}, not to the {expected} announced")
-        self.expected, self.seen = expected, seen
-
-
 def store_body(
     request: HttpRequest, placement: Placement, expected_sha256: str = ""
 ) -> tuple[Stored, EvidenceStore]:
     """Stream the request body into the store. When the client announced a hash and the
-    bytes do not match it, the stored copy is removed (it is not an item yet) and
-    ExpectedHashMismatch says so."""
+    bytes do not match it, nothing is stored and stores.HashMismatch says so."""
     store = default_store()
     writer = store.writer(placement)
     try:
@@ -57,27 +50,31 @@ def store_body(
     except BaseException:
         writer.abort()
         raise
-    stored = writer.commit()
-    if expected_sha256 and stored.sha256 != expected_sha256.lower():
-        store.remove(stored.key, bucket=stored.bucket, version_id=stored.version_id)
-        raise ExpectedHashMismatch(expected_sha256, stored.sha256)
-    return stored, store
+    return writer.commit(expected_sha256), store
 
 
-class StoredFile(UploadedFile):
-    """What the form sees for a file that is already in the evidence store."""
+class StreamedFile(UploadedFile):
+    """What the form sees for a file whose bytes are in the store but not yet an object
+    there: `commit()` makes them one, once the view has decided to record them, and
+    `discard()` drops them. On S3 a committed version is locked at once, so a refused form
+    or a failed CSRF check must never get that far."""
 
-    def __init__(self, stored: Stored, store: EvidenceStore, placement: Placement) -> None:
-        super().__init__(
-            file=None, name=placement.name, content_type=placement.content_type, size=stored.size
-        )
-        self.stored, self.store, self.placement = stored, store, placement
+    def __init__(self, writer: StoreWriter, store: EvidenceStore, placement: Placement) -> None:
+        super().__init__(file=None, name=placement.name, content_type=placement.content_type)
+        self.writer, self.store, self.placement = writer, store, placement
+        self.stored: Stored | None = None
+
+    def commit(self) -> Stored:
+        self.stored = self.writer.commit()
+        return self.stored
 
 
 class StoreUploadHandler(FileUploadHandler):
-    """Writes each uploaded file of a multipart form to the evidence store as it arrives.
+    """Streams the one file of a multipart form into the evidence store as it arrives.
     Install it on the request (`request.upload_handlers = [...]`) before touching
-    request.POST or request.FILES, on a view that has checked who is asking."""
+    request.POST or request.FILES, on a view that has checked who is asking, and call
+    `discard_uncommitted()` when the view is done, whatever happened: a form that was
+    refused, a check that failed or a client that went away leaves nothing behind."""
 
     chunk_size = CHUNK_SIZE
 
@@ -85,36 +82,36 @@ class StoreUploadHandler(FileUploadHandler):
         super().__init__()
         self.incident = incident
         self.retention_class = retention_class
-        self.writer: StoreWriter | None = None
-        self.placement: Placement | None = None
-        self.store: EvidenceStore | None = None
+        self.upload: StreamedFile | None = None
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        if self.writer is not None:
+        if self.upload is not None:
             raise StopUpload(connection_reset=True)  # one file per upload
-        self.store = default_store()
-        self.placement = services.placement_for(
+        store = default_store()
+        placement = services.placement_for(
             self.incident,
             self.file_name or "upload",
             content_type=self.content_type or "application/octet-stream",
             retention_class=self.retention_class,
         )
-        self.writer = self.store.writer(self.placement)
+        self.upload = StreamedFile(store.writer(placement), store, placement)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
-        assert self.writer is not None
-        self.writer.write(raw_data)
+        assert self.upload is not None
+        self.upload.writer.write(raw_data)
         return None  # nothing for later handlers: the bytes are stored
 
-    def file_complete(self, file_size: int) -> StoredFile | None:
-        assert self.writer is not None and self.store and self.placement
-        stored = self.writer.commit()
-        return StoredFile(stored, self.store, self.placement)
+    def file_complete(self, file_size: int) -> StreamedFile | None:
+        assert self.upload is not None
+        self.upload.size = file_size
+        return self.upload
 
-    def upload_interrupted(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
+    def discard_uncommitted(self) -> None:
+        if self.upload is not None and self.upload.stored is None:
+            self.upload.writer.abort()
+
+    upload_interrupted = discard_uncommitted
 
 
 def sha256_of(data: bytes) -> str:

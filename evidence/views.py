@@ -7,7 +7,6 @@ by the same rules (`evidence.api.permissions`).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django import forms
@@ -26,11 +25,9 @@ from evidence import services
 from evidence.api.permissions import may_keep, may_take_out, may_work
 from evidence.choices import EvidenceKind, Integrity
 from evidence.models import CustodyEvent, EvidenceItem
-from evidence.uploads import StoredFile, StoreUploadHandler, client_address
+from evidence.uploads import StoreUploadHandler, StreamedFile, client_address
 from irportal.errors import StateConflict
 from irportal.pages import page_actor, page_user
-
-logger = logging.getLogger(__name__)
 
 FAILED = (Integrity.MISMATCH, Integrity.MISSING)
 
@@ -42,35 +39,6 @@ class UploadForm(forms.Form):
     source = forms.CharField(
         required=False, max_length=2048, help_text="The host or resource ARN it came from."
     )
-
-
-class PageUploadHandler(StoreUploadHandler):
-    """Remembers what it stored, so that bytes no item came to record (a refused form, a
-    CSRF check failed after the body was parsed) do not stay in the store."""
-
-    stored_file: StoredFile | None = None
-
-    def file_complete(self, file_size: int) -> StoredFile | None:
-        self.stored_file = super().file_complete(file_size)
-        return self.stored_file
-
-    def discard_unrecorded(self) -> None:
-        upload = self.stored_file
-        if upload is None:
-            return
-        stored = upload.stored
-        if EvidenceItem.objects.filter(store=stored.store, key=stored.key).exists():
-            return
-        try:
-            upload.store.remove(stored.key, bucket=stored.bucket, version_id=stored.version_id)
-        except Exception:
-            # An object lock may refuse; the object is then an orphan the log names.
-            logger.exception(
-                "evidence.orphaned incident=%s store=%s key=%s",
-                self.incident.reference,
-                stored.store,
-                stored.key,
-            )
 
 
 def _incident_for_reading(request: HttpRequest, reference: str) -> Incident:
@@ -138,11 +106,12 @@ def evidence_upload(request: HttpRequest, reference: str) -> HttpResponse:
     incident = _incident_for(
         request, reference, may_work, "You can read this incident's evidence but not add to it."
     )
-    handler = PageUploadHandler(incident)
+    handler = StoreUploadHandler(incident)
     request.upload_handlers = [handler]
-    response = _record_upload(request, incident)
-    handler.discard_unrecorded()
-    return response
+    try:
+        return _record_upload(request, incident)
+    finally:
+        handler.discard_uncommitted()
 
 
 @csrf_protect
@@ -150,11 +119,11 @@ def _record_upload(request: HttpRequest, incident: Incident) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _evidence_page(request, incident, upload_form=form)
-    upload: StoredFile = form.cleaned_data["file"]
+    upload: StreamedFile = form.cleaned_data["file"]
     item = services.record_upload(
         page_actor(request),
         incident,
-        upload.stored,
+        upload.commit(),
         upload.placement,
         store=upload.store,
         kind=form.cleaned_data["kind"],

@@ -45,8 +45,8 @@ from evidence.api.serializers import (
     UploadSerializer,
 )
 from evidence.models import DownloadLink, EvidenceItem
-from evidence.stores import StoreError
-from evidence.uploads import ExpectedHashMismatch, client_address, store_body
+from evidence.stores import HashMismatch, StoreError
+from evidence.uploads import client_address, store_body
 from irportal.errors import StateConflict
 
 GONE = OpenApiResponse(
@@ -85,7 +85,7 @@ class EvidenceUploadView(IncidentInPath, APIView):
         )
         try:
             stored, store = store_body(request._request, placement, fields.get("sha256", ""))
-        except ExpectedHashMismatch as mismatch:
+        except HashMismatch as mismatch:
             raise serializers.ValidationError({"sha256": str(mismatch)}) from None
         item = services.record_upload(
             actor_of(request),

@@ -4,14 +4,18 @@ store, and buttons that only show (and only work) for those who may press them."
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.handlers.wsgi import LimitedStream
 from django.db import connection
-from django.test import Client
+from django.http import UnreadablePostError
+from django.test import Client, RequestFactory
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -19,10 +23,12 @@ from evidence import services
 from evidence.choices import CustodyAction, Integrity
 from evidence.models import EvidenceItem
 from evidence.tests.test_api import add_item, corrupt, download
+from evidence.views import evidence_upload
 
 pytestmark = pytest.mark.django_db
 
 BUTTONS = ("Upload", "Download", "Verify", "Hold")
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -102,13 +108,43 @@ def test_an_upload_without_a_csrf_token_is_refused_and_leaves_nothing(responder,
     client = Client(enforce_csrf_checks=True)
     client.force_login(responder)
     # With the cookie set, the check reads the token from the body, so the file is parsed
-    # (and stored) before the request is refused: what is stored must then go.
+    # (and streamed into the store) before the request is refused: it must not stay.
     client.get(page_url(incident))
     assert "csrftoken" in client.cookies
 
     answer = client.post(upload_url(incident), {"file": a_file(b"sneaky"), "kind": "file"})
 
     assert answer.status_code == 403
+    assert not EvidenceItem.objects.exists()
+    assert stored_files() == []
+
+
+class ClientGoneAway(io.BytesIO):
+    """A request body whose sender disconnects after `cut_at` bytes."""
+
+    def __init__(self, data: bytes, cut_at: int) -> None:
+        super().__init__(data)
+        self.cut_at = cut_at
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.cut_at:
+            raise OSError("connection reset by peer")
+        return super().read(size if size is not None and size >= 0 else self.cut_at)
+
+
+def test_an_upload_cut_off_midway_leaves_nothing_in_the_store(responder, incident):
+    body = encode_multipart(BOUNDARY, {"kind": "file", "file": a_file(os.urandom(3 * MiB))})
+    request = RequestFactory().generic(
+        "POST", upload_url(incident), body, content_type=MULTIPART_CONTENT
+    )
+    request.META["wsgi.input"] = ClientGoneAway(body, cut_at=2 * MiB)
+    request._stream = LimitedStream(request.META["wsgi.input"], len(body))
+    request.user = responder
+    request._dont_enforce_csrf_checks = True
+
+    with pytest.raises(UnreadablePostError):
+        evidence_upload(request, incident.reference)
+
     assert not EvidenceItem.objects.exists()
     assert stored_files() == []
 

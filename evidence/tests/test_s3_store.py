@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 
 from cases.choices import EntryKind
 from cases.models import TimelineEntry
@@ -240,3 +243,45 @@ def test_a_download_reads_the_exact_version_recorded(bucket, incident, responder
     assert b"".join(body) == b"the original"
     assert services.verify(item) == Integrity.INTACT
     assert item.custody.filter(action=CustodyAction.DOWNLOADED).count() == 1
+
+
+def test_a_body_that_does_not_match_its_announced_hash_never_becomes_a_locked_version(
+    bucket, incident, responder, api
+):
+    """The hash is checked before the multipart upload completes: once complete, the
+    version would be locked and could not be taken back."""
+    answer = api(responder).post(
+        f"/api/v1/incidents/{incident.reference}/evidence/upload/?name=x.bin&sha256={'0' * 64}",
+        data=os.urandom(1000),
+        content_type="application/octet-stream",
+    )
+
+    assert answer.status_code == 400, answer.content
+    assert "sha256" in answer.json()
+    assert not EvidenceItem.objects.exists()
+    assert "Versions" not in bucket.list_object_versions(Bucket=BUCKET)
+    assert "Uploads" not in bucket.list_multipart_uploads(Bucket=BUCKET)
+
+
+def test_a_form_refused_after_its_file_streamed_leaves_no_version_behind(
+    bucket, incident, responder
+):
+    """The page streams the file while it parses the form, before the CSRF check can read
+    the token; the upload is completed (and so locked) only once the item is recorded."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(responder)
+    client.get(reverse("incident-evidence", args=[incident.reference]))
+    url = reverse("incident-evidence-upload", args=[incident.reference])
+    sent = SimpleUploadedFile("x.bin", os.urandom(PART_SIZE + 10))
+
+    refused_by_csrf = client.post(url, {"file": sent, "kind": "file"})
+    sent.seek(0)
+    without_csrf_checks = Client()
+    without_csrf_checks.force_login(responder)
+    refused_by_form = without_csrf_checks.post(url, {"file": sent, "kind": "no-such-kind"})
+
+    assert refused_by_csrf.status_code == 403
+    assert refused_by_form.status_code == 400
+    assert not EvidenceItem.objects.exists()
+    assert "Versions" not in bucket.list_object_versions(Bucket=BUCKET)
+    assert "Uploads" not in bucket.list_multipart_uploads(Bucket=BUCKET)

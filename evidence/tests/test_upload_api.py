@@ -31,11 +31,22 @@ def test_it_stores_the_body_and_answers_its_hash(api, responder, incident):
     assert EvidenceItem.objects.get().kind == "log_export"
 
 
-def test_a_body_that_does_not_match_the_announced_hash_is_refused_whole(api, responder, incident):
+def test_a_body_that_does_not_match_the_announced_hash_is_refused_whole(
+    api, responder, incident, settings
+):
     answer = upload(api(responder), incident, b"tampered", sha256="0" * 64)
     assert answer.status_code == 400
     assert "sha256" in answer.json()
     assert not EvidenceItem.objects.exists()
+    left_in_store = [path for path in settings.EVIDENCE_LOCAL_DIR.rglob("*") if path.is_file()]
+    assert left_in_store == []
+
+
+def test_a_body_that_matches_the_announced_hash_is_kept(api, responder, incident):
+    data = b"the capture, as announced"
+    announced = hashlib.sha256(data).hexdigest().upper()  # case is not a mismatch
+    answer = upload(api(responder), incident, data, sha256=announced)
+    assert answer.status_code == 201, answer.content
 
 
 def test_leadership_cannot_add_evidence(api, leadership, incident):
