@@ -3,7 +3,11 @@ with the deployment's Ed25519 key so that anyone holding the public key can chec
 one line changed since it was exported.
 
 The signature covers the exact bytes of the manifest file; it travels beside the file
-(`manifest.json.sig`, base64) with the public key that made it (`manifest.pub.pem`).
+(`manifest.json.sig`, base64) with a copy of the deployment's public key
+(`manifest.json.pub.pem`). That copy is a convenience for a third party, who must compare
+it with the key obtained out of band: anyone who changes the manifest can re-sign it and
+replace both files, so a check is only as good as the key it uses. `verify` uses the
+deployment's own key unless given another.
 """
 
 from __future__ import annotations
@@ -130,6 +134,10 @@ def signing_key() -> Ed25519PrivateKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pem)
         path.chmod(0o600)
+    return _private_key(path)
+
+
+def _private_key(path: Path) -> Ed25519PrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ImproperlyConfigured(f"{path} is not an Ed25519 private key")
@@ -144,16 +152,25 @@ def public_key_pem() -> bytes:
     )
 
 
+def deployment_public_key() -> Ed25519PublicKey:
+    """The public half of the deployment's key. Unlike `signing_key`, never generates one:
+    a key made up on the spot would only prove that nothing verifies against it."""
+    path = Path(settings.EVIDENCE_SIGNING_KEY_FILE)
+    if not path.is_file():
+        raise ImproperlyConfigured(
+            f"EVIDENCE_SIGNING_KEY_FILE {path} does not exist; give the public key to check with"
+        )
+    return _private_key(path).public_key()
+
+
 def sign(document: bytes) -> str:
     """A base64 Ed25519 signature of the exact bytes."""
     return base64.b64encode(signing_key().sign(document)).decode()
 
 
 def verify(document: bytes, signature: str, public_key: bytes | None = None) -> bool:
-    """Whether `signature` is the deployment's (or `public_key`'s) over `document`."""
-    key = (
-        serialization.load_pem_public_key(public_key) if public_key else signing_key().public_key()
-    )
+    """Whether `signature` is the deployment's (or `public_key`'s, PEM) over `document`."""
+    key = serialization.load_pem_public_key(public_key) if public_key else deployment_public_key()
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
     try:

@@ -10,7 +10,8 @@ from evidence import manifest
 class Command(BaseCommand):
     help = (
         "Write an incident's signed evidence manifest: FILE, FILE.sig (base64 Ed25519) and "
-        "FILE.pub.pem (the public key that verifies it)."
+        "FILE.pub.pem (a copy of the deployment's public key, for a third party to compare "
+        "with the one obtained out of band)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
