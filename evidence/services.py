@@ -467,12 +467,13 @@ def extend_retention(
         until = item.acquired_at + timedelta(days=retention_days(retention_class))
     if until is None:
         raise ValueError("give a retention class or a date")
-    if until < item.retain_until:
-        raise StateConflict(
-            f"retention can only be extended; it runs until {item.retain_until:%Y-%m-%d}"
-        )
     with transaction.atomic():
         item = EvidenceItem.objects.select_for_update().select_related("incident").get(pk=item.pk)
+        # Compared under the lock: the caller's copy may predate another extension.
+        if until < item.retain_until:
+            raise StateConflict(
+                f"retention can only be extended; it runs until {item.retain_until:%Y-%m-%d}"
+            )
         before = item.retain_until
         if item.store in (StoreKind.S3, StoreKind.LOCAL):
             store_for(item.store).extend_retention(

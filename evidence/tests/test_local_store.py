@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
 
 from evidence import services
 from evidence.choices import CustodyAction, Integrity
+from evidence.models import EvidenceItem
 from evidence.stores import LocalStore
 from irportal.actors import Actor
 from irportal.errors import StateConflict
@@ -72,3 +75,36 @@ def test_nothing_is_disposed_of_before_its_time_or_under_hold(item, lead):
     with pytest.raises(StateConflict, match="retained until"):
         services.dispose(actor, item)
     assert stored_path(item).exists()
+
+    services.set_legal_hold(actor, item, True, reason="litigation")
+    with time_machine.travel(item.retain_until + timedelta(days=1)):
+        with pytest.raises(StateConflict, match="under legal hold"):
+            services.dispose(actor, item)
+        assert stored_path(item).exists()
+
+        services.set_legal_hold(actor, item, False)
+        services.dispose(actor, item)
+
+    assert not stored_path(item).exists()
+    item.refresh_from_db()
+    assert item.disposed_at is not None
+    assert list(item.custody.values_list("action", flat=True)) == [
+        CustodyAction.UPLOADED,
+        CustodyAction.LEGAL_HOLD_SET,
+        CustodyAction.LEGAL_HOLD_LIFTED,
+        CustodyAction.DISPOSED,
+    ]
+
+
+def test_retention_is_not_shortened_through_a_stale_copy_of_the_item(item, lead):
+    actor = Actor.for_user(lead)
+    stale = EvidenceItem.objects.get(pk=item.pk)
+    services.extend_retention(actor, item, retention_class="long")
+
+    # The stale copy still holds the standard date; a date between the two is shorter.
+    with pytest.raises(StateConflict, match="only be extended"):
+        services.extend_retention(actor, stale, until=stale.retain_until + timedelta(days=30))
+
+    item.refresh_from_db()
+    assert item.retain_until == item.acquired_at + timedelta(days=2555)
+    assert item.custody.filter(action=CustodyAction.RETENTION_CHANGED).count() == 1
