@@ -235,7 +235,9 @@ class RunStep(models.Model):
     key = models.CharField(max_length=64, help_text="The step's id in the playbook.")
     title = models.CharField(max_length=200)
     action = models.CharField(max_length=64)
-    parameters = models.JSONField(default=_dict, help_text="As resolved when the step was reached.")
+    parameters = models.JSONField(
+        default=_dict, help_text="Resolved from the incident and validated when the run started."
+    )
     condition = models.JSONField(null=True, blank=True, help_text="The step's `when`.")
     requires_approval = models.BooleanField(default=False)
     on_failure = models.CharField(max_length=16, choices=OnFailure.choices, default=OnFailure.STOP)

@@ -24,7 +24,7 @@ from playbooks.actions.base import REGISTRY, Outcome, register
 from playbooks.actions.tagging import INCIDENT_TAG, TagResource
 from playbooks.aws import AwsContext, client
 from playbooks.choices import ActionState, RunStatus, StepState
-from playbooks.models import ActionRun, Playbook, PlaybookRun
+from playbooks.models import ActionRun, Playbook, PlaybookRun, RunStep
 from playbooks.tests.conftest import ACCOUNT_ID, REGION
 
 pytestmark = pytest.mark.django_db
@@ -319,6 +319,25 @@ def test_a_lead_approving_a_rule_started_step_is_who_asks_for_it(
     assert [(e.actor_name, e.actor_user_id) for e in approved] == [("lena", lead.pk)]
     with pytest.raises(StateConflict):
         services.approve(lead_actor, gated)
+
+
+def test_a_gated_step_acts_on_what_was_resolved_when_the_run_started(
+    on_bucket, bucket, lead_actor, engine
+):
+    with engine():
+        run = services.start_run(lead_actor, on_bucket, playbook(tag("gated", approval=True)))
+    client("s3", REGION).create_bucket(
+        Bucket=MISSING_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    on_bucket.resources.update(identifier=MISSING_BUCKET)
+
+    with engine():
+        services.approve(lead_actor, run.steps.get())
+
+    assert run.steps.get().parameters["resource"] == BUCKET
+    assert tags_of(bucket)["gated"] == "done" and tags_of(MISSING_BUCKET) == {}
+    help_text = RunStep._meta.get_field("parameters").help_text
+    assert "when the run started" in str(help_text)
 
 
 def test_rejecting_skips_the_step_and_the_run_goes_on(on_bucket, bucket, lead_actor, engine):
