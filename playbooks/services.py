@@ -673,7 +673,7 @@ def _apply(action_run: ActionRun, request_ids: list[str]) -> Outcome:
     (its worker died after AWS answered) sees the target already changed, and needs the
     first sight to say what changed and to keep the action undoable."""
     action = actions.get(action_run.action)
-    context = _aws_context(action_run, request_ids)
+    context = _aws_context(action_run, request_ids, asked_by=action_run.actor_name)
     state = action.inspect(context, action_run.parameters)
     if action_run.before:
         context.first_seen = action_run.before
@@ -704,7 +704,8 @@ def undo(action_run_id: int) -> str:
 
 def _unapply(action_run: ActionRun, request_ids: list[str]) -> Outcome:
     action = actions.get(action_run.action)
-    context = _aws_context(action_run, request_ids)
+    # The account's CloudTrail names whoever asked for the undo, not who asked for the action.
+    context = _aws_context(action_run, request_ids, asked_by=action_run.undo_requested_by)
     done = Outcome(
         changed=bool(action_run.changed),
         summary=str(action_run.outputs.get("summary", "")),
@@ -800,15 +801,16 @@ def _still_mine(taken: Taken, state: str) -> ActionRun | None:
     return current
 
 
-def _aws_context(action_run: ActionRun, request_ids: list[str]) -> AwsContext:
-    """Clients in the action's account, noting request ids into `request_ids`."""
+def _aws_context(action_run: ActionRun, request_ids: list[str], *, asked_by: str) -> AwsContext:
+    """Clients in the action's account, under a session named for the incident and
+    `asked_by`, noting request ids into `request_ids`."""
     reference = action_run.incident.reference
     account = action_run.account
     assert account is not None
     # Disabled after the action was asked for (a gate waited, a retry backed off).
     if not account.enabled:
         raise PermissionDenied(f"account {account.account_id} is disabled")
-    session = session_for(account, session_name(reference, action_run.actor_name))
+    session = session_for(account, session_name(reference, asked_by))
     context = AwsContext(
         session, action_run.region, incident_reference=reference, action_run_id=action_run.pk
     )
