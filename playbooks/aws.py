@@ -6,7 +6,8 @@ AWS: the simulated account in tests and `make run`.
 
 Response actions act in an account through `session_for`: STS AssumeRole into the
 account's response role, with a session name that names the incident and who asked, so
-the account's own CloudTrail says why IR Portal was there. Credentials live only in memory.
+the account's own CloudTrail says why IR Portal was there. Credentials live only in memory,
+in a bounded cache that lets them go before they expire.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,9 @@ RETRIES = Config(
 # Temporary credentials are reused until this long before they expire.
 _REFRESH_MARGIN_SECONDS = 300
 _SESSION_SECONDS = 3600
+# Sessions kept per worker, one per account, incident and asker: more than an hour of a busy
+# response needs. Past it, the least recently used is dropped and assumed again when asked for.
+_CACHED_SESSIONS = 256
 
 
 class Credentials:
@@ -83,8 +88,11 @@ class _Cached:
     credentials: dict[str, Any]
     expires_at: float
 
+    def stale(self) -> bool:
+        return self.expires_at - _REFRESH_MARGIN_SECONDS < time.time()
 
-_cache: dict[tuple[str, str, str], _Cached] = {}
+
+_cache: OrderedDict[tuple[str, str, str], _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -94,9 +102,8 @@ def session_for(account: CloudAccount, name: str) -> Credentials:
     if not account.role_arn:
         return _deployment
     key = (account.role_arn, account.external_id, name)
-    with _cache_lock:
-        cached = _cache.get(key)
-    if cached is None or cached.expires_at - _REFRESH_MARGIN_SECONDS < time.time():
+    cached = _reuse(key)
+    if cached is None:
         request: dict[str, Any] = {
             "RoleArn": account.role_arn,
             "RoleSessionName": name,
@@ -107,8 +114,7 @@ def session_for(account: CloudAccount, name: str) -> Credentials:
         response = client("sts").assume_role(**request)
         credentials = response["Credentials"]
         cached = _Cached(credentials, credentials["Expiration"].timestamp())
-        with _cache_lock:
-            _cache[key] = cached
+        _keep(key, cached)
     return Credentials(
         {
             "aws_access_key_id": cached.credentials["AccessKeyId"],
@@ -116,6 +122,28 @@ def session_for(account: CloudAccount, name: str) -> Credentials:
             "aws_session_token": cached.credentials["SessionToken"],
         }
     )
+
+
+def _reuse(key: tuple[str, str, str]) -> _Cached | None:
+    """The cached credentials for `key` while they are not near expiry."""
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is None or cached.stale():
+            return None
+        _cache.move_to_end(key)
+        return cached
+
+
+def _keep(key: tuple[str, str, str], cached: _Cached) -> None:
+    """Cache `cached`, dropping credentials near expiry and, past the bound, the least
+    recently used. The scan is over at most _CACHED_SESSIONS entries, once per AssumeRole."""
+    with _cache_lock:
+        _cache[key] = cached
+        _cache.move_to_end(key)
+        for old in [k for k, kept in _cache.items() if kept.stale()]:
+            del _cache[old]
+        while len(_cache) > _CACHED_SESSIONS:
+            _cache.popitem(last=False)
 
 
 def forget_sessions() -> None:

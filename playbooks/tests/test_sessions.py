@@ -1,23 +1,26 @@
 """The sessions IR Portal acts under in an account: named for the incident and whoever asked
 (a person, or the rule that started the run), read back from STS on the simulated account
-with the credentials the action actually used."""
+with the credentials the action actually used; and the bounded cache of their credentials."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from cases.choices import EntryKind
 from cases.models import AffectedResource, Incident, TimelineEntry
 from findings.choices import RuleEffect
 from findings.models import TriageRule
 from findings.services import rule_actor
-from playbooks import services
+from playbooks import aws, services
 from playbooks.actions.base import REGISTRY, Outcome, register
 from playbooks.actions.tagging import TagResource
-from playbooks.aws import AwsContext
+from playbooks.aws import AwsContext, Credentials, session_for
 from playbooks.models import Playbook
 from playbooks.tests.conftest import ACCOUNT_ID, REGION
 
@@ -109,3 +112,47 @@ def test_an_action_a_rule_started_acts_under_a_session_naming_the_rule(on_resour
     arn = run.steps.get().action_run.outputs["arn"]
     # RoleSessionName takes no spaces: the rule's name is kept with dashes for them.
     assert session_of(arn) == f"{on_resource.reference}.Exposed-buckets"
+
+
+# --- The credentials cache --------------------------------------------------------------
+
+
+def cached_names() -> list[str]:
+    return [name for _, _, name in aws._cache]
+
+
+def key_of(session: Credentials) -> str:
+    return str(session.credentials["aws_access_key_id"])
+
+
+def test_credentials_are_reused_until_near_their_expiry(account):
+    first = session_for(account, "IR-2026-0001.lena")
+    assert key_of(session_for(account, "IR-2026-0001.lena")) == key_of(first)
+
+    # Sessions last an hour; inside the last five minutes they are assumed again.
+    with time_machine.travel(timezone.now() + timedelta(minutes=56)):
+        again = session_for(account, "IR-2026-0001.lena")
+
+    assert key_of(again) != key_of(first)
+    assert cached_names() == ["IR-2026-0001.lena"]
+
+
+def test_credentials_near_expiry_are_dropped_when_another_session_is_assumed(account):
+    session_for(account, "IR-2026-0001.lena")
+    session_for(account, "IR-2026-0002.rui")
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=56)):
+        session_for(account, "IR-2026-0003.rita")
+
+    assert cached_names() == ["IR-2026-0003.rita"]
+
+
+def test_the_cache_keeps_the_most_recently_used_sessions_up_to_its_bound(account, monkeypatch):
+    monkeypatch.setattr(aws, "_CACHED_SESSIONS", 2, raising=False)
+    session_for(account, "IR-2026-0001.lena")
+    session_for(account, "IR-2026-0002.rui")
+    session_for(account, "IR-2026-0001.lena")  # used again: now the most recent
+
+    session_for(account, "IR-2026-0003.rita")
+
+    assert cached_names() == ["IR-2026-0001.lena", "IR-2026-0003.rita"]
