@@ -26,8 +26,11 @@ from django.conf import settings
 if TYPE_CHECKING:
     from playbooks.models import CloudAccount
 
+# Attempts at one request, the first included; botocore's standard mode backs off between
+# them (with jitter, at most 20 s) on throttling and transient errors.
+MAX_ATTEMPTS = 6
 RETRIES = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
     read_timeout=30,
 )

@@ -11,10 +11,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
+from celery.app.task import Task
 from django.conf import settings as django_settings
 from django.db import connection
 from django.db.models import F
@@ -26,7 +30,7 @@ from cases.models import AffectedResource, Incident, TimelineEntry
 from playbooks import services
 from playbooks.actions.base import REGISTRY, Action, ActionInputs, Outcome, register
 from playbooks.actions.tagging import INCIDENT_TAG, TagResource
-from playbooks.aws import AwsContext, client
+from playbooks.aws import MAX_ATTEMPTS, AwsContext, client, session_for
 from playbooks.choices import ActionState, RunStatus, StepState
 from playbooks.models import ActionRun, Playbook
 from playbooks.tests.conftest import ACCOUNT_ID, REGION
@@ -330,6 +334,98 @@ def test_a_failed_undo_leaves_the_action_done_and_names_who_asked(
     action_run.refresh_from_db()
     assert action_run.state == ActionState.UNDONE and action_run.error_code == ""
     assert script.done == set()
+
+
+class Throttled:
+    """What EC2 answers when it throttles, as the raw body botocore reads."""
+
+    body = (
+        b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+        b"<Message>Request limit exceeded.</Message></Error></Errors>"
+        b"<RequestID>throttled</RequestID></Response>"
+    )
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+@pytest.mark.parametrize("credentials", ["deployment", "response role"])
+def test_aws_clients_retry_throttling_in_standard_mode_up_to_the_configured_attempts(
+    account, monkeypatch, credentials
+):
+    if credentials == "deployment":
+        ec2 = client("ec2", REGION)
+    else:
+        ec2 = AwsContext(session_for(account, "tests"), REGION, incident_reference="IR-1")("ec2")
+    attempts: list[str] = []
+
+    def throttle(request: Any, **_: Any) -> AWSResponse:
+        attempts.append(request.url)
+        return AWSResponse(request.url, 503, {}, Throttled())
+
+    ec2.meta.events.register("before-send", throttle)
+    slept: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=slept.append))
+
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_instances()
+
+    assert refused.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    assert ec2.meta.config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+    assert len(attempts) == MAX_ATTEMPTS
+    assert len(slept) == len(attempts) - 1 and all(0 <= pause <= 20 for pause in slept)
+
+
+# --- Sending after commit ---------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...], str]]:
+    """What the engine hands Celery, instead of sending it: each task's name, arguments and
+    the state of its action run in the database at the moment it is sent."""
+    sent: list[tuple[str, tuple[Any, ...], str]] = []
+
+    def record(task: Task, args: tuple[Any, ...], **_: Any) -> None:
+        state = ActionRun.objects.values_list("state", flat=True).get(pk=args[0])
+        sent.append((task.name, tuple(args), state))
+
+    monkeypatch.setattr(Task, "apply_async", record)
+    return sent
+
+
+def test_a_steps_task_is_sent_only_once_the_transaction_that_queued_it_commits(
+    account, incident, lead_actor, celery_sent, django_capture_on_commit_callbacks
+):
+    steps = [{"id": "mark", "action": Scripted.name, "parameters": {"resource": "evidence-1"}}]
+    pb = Playbook.objects.create(slug="mark", name="Mark", definition={"steps": steps})
+    inputs = {"account_id": ACCOUNT_ID, "region": REGION}
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        run = services.start_run(lead_actor, incident, pb, inputs=inputs)
+
+    action_run = run.steps.get().action_run
+    assert action_run.state == ActionState.QUEUED and action_run.dispatched_at
+    assert celery_sent == []
+    for callback in after_commit:
+        callback()
+    assert celery_sent == [("playbooks.execute_action", (action_run.pk,), ActionState.QUEUED)]
+
+
+def test_an_undos_task_is_sent_only_once_the_transaction_that_asked_for_it_commits(
+    account, incident, lead_actor, celery_sent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        action_run = ask(lead_actor, incident)
+    assert services.execute(action_run.pk) == "succeeded"
+    celery_sent.clear()
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        services.request_undo(lead_actor, action_run)
+
+    assert celery_sent == []
+    for callback in after_commit:
+        callback()
+    assert celery_sent == [("playbooks.undo_action", (action_run.pk,), ActionState.UNDOING)]
 
 
 # --- Lost tasks, dead workers and the reconciler ----------------------------------------
