@@ -189,7 +189,7 @@ def main() -> None:
             assert digest == reference_digest, "the stored hash differs from sha256sum's"
             local_rate = size / MIB / seconds
 
-            s3_line = "skipped"
+            s3_line, s3_peak = "skipped", None
             if not args.skip_s3:
                 moto, endpoint = start_moto()
                 try:
@@ -213,14 +213,16 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     share = local_rate / reference_rate
+    peaks = [peak] + ([] if s3_peak is None else [s3_peak])
+    highest_mb = max(peaks) * MIB / 1e6
     print()
     print(f"local store: {local_rate:.1f} MiB/s = {share:.0%} of sha256sum  (target >= 70%)")
-    print(f"peak memory of the app process: {peak:.0f} MiB  (target < 150 MiB)")
-    print(f"S3 (moto): {s3_line}")
     print(
-        "verdict:",
-        "met" if share >= 0.70 and peak < 150 else "NOT met",
+        f"peak memory of the app process: {highest_mb:.0f} MB, the higher of the local and S3 "
+        f"uploads  (target < 150 MB)"
     )
+    print(f"S3 (moto): {s3_line}")
+    print("verdict:", "met" if share >= 0.70 and highest_mb < 150 else "NOT met")
 
 
 if __name__ == "__main__":

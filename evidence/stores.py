@@ -14,10 +14,15 @@ Memory stays flat whatever the size: bytes pass through in chunks of at most PAR
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
+import queue
 import re
 import stat
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -198,19 +203,19 @@ class LocalWriter:
         self.key, self.final = key, final
         self.partial = final.with_name(final.name + ".partial")
         self.descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.writes = WriteBehind(self.descriptor)
         self.digest, self.size = hashlib.sha256(), 0
 
     def write(self, chunk: bytes) -> None:
         self.digest.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.descriptor, view) :]
+        self.writes.put(chunk)
         self.size += len(chunk)
 
     def commit(self, expected_sha256: str = "") -> Stored:
         try:
+            self.writes.finish()
             _refuse_unless_expected(self.digest.hexdigest(), expected_sha256)
-        except HashMismatch:
+        except BaseException:
             self.abort()
             raise
         os.fsync(self.descriptor)
@@ -223,8 +228,111 @@ class LocalWriter:
         )
 
     def abort(self) -> None:
+        self.writes.stop()
         os.close(self.descriptor)
         self.partial.unlink(missing_ok=True)
+
+
+class WriteBehind:
+    """Writes chunks to a file on a thread of its own, so that writing overlaps with
+    receiving and hashing the next ones (os.write and hashlib both let go of the GIL).
+
+    Where the file system allows it, the file is written with O_DIRECT, past the page
+    cache: evidence is written once and seldom read, so caching it only pushes out what the
+    database needs, and on a virtual machine filling the page cache with a gigabyte can
+    take longer than hashing it (1 GiB here: 0.5-0.7 s direct, 0.6-2.8 s through the cache).
+    Direct writes must come from aligned memory in whole blocks, so chunks are gathered in
+    an aligned buffer first and the last partial block is written through the cache.
+
+    At most `depth` chunks wait, so memory stays flat; a chunk must not change once it is
+    handed over (bytes never do)."""
+
+    BLOCK = 4096
+    BUFFER_SIZE = 4 * 1024 * 1024
+
+    def __init__(self, descriptor: int, depth: int = 4) -> None:
+        self.descriptor = descriptor
+        self.direct = _try_direct_io(descriptor)
+        self.waiting: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._drain, name="evidence-writes", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        # An anonymous mapping is page-aligned, as O_DIRECT wants.
+        buffer = mmap.mmap(-1, self.BUFFER_SIZE) if self.direct else None
+        filled = 0
+        while (chunk := self.waiting.get()) is not None:
+            if self.failure is not None:
+                continue  # keep taking chunks, so that put() never waits for ever
+            try:
+                if buffer is None:
+                    self._write(memoryview(chunk))
+                    continue
+                view = memoryview(chunk)
+                while view:
+                    taken = min(len(view), self.BUFFER_SIZE - filled)
+                    buffer[filled : filled + taken] = view[:taken]
+                    filled, view = filled + taken, view[taken:]
+                    if filled == self.BUFFER_SIZE:
+                        self._write(memoryview(buffer))
+                        filled = 0
+            except BaseException as error:  # raised again by put() or finish()
+                self.failure = error
+        if buffer is not None and filled and self.failure is None:
+            try:
+                whole = filled - filled % self.BLOCK
+                self._write(memoryview(buffer)[:whole])
+                self._stop_direct_io()  # the tail is not a whole block
+                self._write(memoryview(buffer)[whole:filled])
+            except BaseException as error:
+                self.failure = error
+        # The buffer is not closed here: a failure kept for finish() may still hold a view
+        # of it. It goes with the writer.
+
+    def _write(self, view: memoryview) -> None:
+        while view:
+            try:
+                view = view[os.write(self.descriptor, view) :]
+            except OSError as error:
+                # A file system may take O_DIRECT at fcntl() and refuse it at write().
+                if error.errno != errno.EINVAL or not self.direct:
+                    raise
+                self._stop_direct_io()
+
+    def _stop_direct_io(self) -> None:
+        if self.direct:
+            flags = fcntl.fcntl(self.descriptor, fcntl.F_GETFL)
+            fcntl.fcntl(self.descriptor, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+            self.direct = False
+
+    def put(self, chunk: bytes) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.waiting.put(chunk)
+
+    def finish(self) -> None:
+        """Wait for every chunk to be written; raise what writing one of them raised."""
+        self.stop()
+        if self.failure is not None:
+            raise self.failure
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.waiting.put(None)
+            self.thread.join()
+
+
+def _try_direct_io(descriptor: int) -> bool:
+    """Turn on O_DIRECT where the platform and the file system have it."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return False
+    try:
+        fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) | direct)
+    except OSError:
+        return False
+    return True
 
 
 class S3Store:
@@ -293,17 +401,25 @@ class S3Writer:
             ObjectLockRetainUntilDate=placement.retain_until,
             Tagging=urlencode(tags),
         )["UploadId"]
-        self.buffer = bytearray()
+        # Chunks wait here until a part's worth has come, then are joined once: a single
+        # copy, where slicing a growing bytearray made three.
+        self.waiting: list[bytes] = []
+        self.waiting_size = 0
         self.parts: list[dict[str, Any]] = []
         self.digest, self.size = hashlib.sha256(), 0
 
     def write(self, chunk: bytes) -> None:
         self.digest.update(chunk)
         self.size += len(chunk)
-        self.buffer += chunk
-        while len(self.buffer) >= PART_SIZE:
-            self._send(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        self.waiting.append(chunk)
+        self.waiting_size += len(chunk)
+        if self.waiting_size >= PART_SIZE:
+            pending = b"".join(self.waiting)
+            self.waiting, self.waiting_size = [], 0
+            for start in range(0, len(pending) - PART_SIZE + 1, PART_SIZE):
+                self._send(pending[start : start + PART_SIZE])
+            if rest := pending[len(pending) - len(pending) % PART_SIZE :]:
+                self.waiting, self.waiting_size = [rest], len(rest)
 
     def _send(self, part: bytes) -> None:
         number = len(self.parts) + 1
@@ -319,9 +435,9 @@ class S3Writer:
     def commit(self, expected_sha256: str = "") -> Stored:
         try:
             _refuse_unless_expected(self.digest.hexdigest(), expected_sha256)
-            if self.buffer or not self.parts:  # S3 wants at least one part, even empty
-                self._send(bytes(self.buffer))
-                self.buffer.clear()
+            if self.waiting or not self.parts:  # S3 wants at least one part, even empty
+                self._send(b"".join(self.waiting))
+                self.waiting, self.waiting_size = [], 0
             done = self.store.s3.complete_multipart_upload(
                 Bucket=self.store.bucket,
                 Key=self.key,

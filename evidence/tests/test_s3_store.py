@@ -121,13 +121,19 @@ def test_an_upload_lands_as_a_locked_tagged_version(bucket, incident, responder)
     assert uploaded.to_location == f"s3://{BUCKET}/{item.key}?versionId={item.version_id}"
 
 
-def test_a_file_over_one_part_goes_up_in_parts_with_the_lock_asked_for(bucket, incident, responder):
+@pytest.mark.parametrize("chunk_size", [MiB, 3 * MiB + 7, 20 * MiB], ids=["1MiB", "odd", "whole"])
+def test_a_file_over_one_part_goes_up_in_parts_with_the_lock_asked_for(
+    bucket, incident, responder, chunk_size
+):
     data = os.urandom(20 * MiB)
     store = s3_store()
     started = calls_to(store.s3, "CreateMultipartUpload")
     parts = calls_to(store.s3, "UploadPart")
+    placement = services.placement_for(incident, "memory.lime")
 
-    item = upload(incident, responder, data, store=store)
+    item = services.upload(
+        Actor.for_user(responder), incident, chunks(data, chunk_size), placement, store=store
+    )
 
     assert [len(p["Body"]) for p in parts] == [PART_SIZE, PART_SIZE, 20 * MiB - 2 * PART_SIZE]
     # The lock is asked for when the upload starts, as AWS applies it on completion.
