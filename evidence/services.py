@@ -13,12 +13,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from cases.choices import EntryKind
 from cases.models import Incident, TimelineEntry
+from evidence import snapshots
 from evidence.choices import CustodyAction, EvidenceKind, Integrity, StoreKind
 from evidence.models import CustodyEvent, DownloadLink, EvidenceItem
 from evidence.stores import (
@@ -538,27 +540,43 @@ def transfer_out(
 
 
 def dispose(actor: Actor, item: EvidenceItem, reason: str = "") -> EvidenceItem:
-    """Delete the bytes of an item whose retention ended; the row and its custody stay."""
+    """Delete the bytes (or the snapshot) of an item whose retention ended; the row and its
+    custody stay."""
     with transaction.atomic():
         item = EvidenceItem.objects.select_for_update().select_related("incident").get(pk=item.pk)
         allowed, why_not = item.may_dispose()
         if not allowed:
             raise StateConflict(f"{item.name} cannot be disposed of: {why_not}")
+        details: dict[str, Any] = {"reason": reason}
         if item.store in (StoreKind.S3, StoreKind.LOCAL):
             store_for(item.store).remove(item.key, bucket=item.bucket, version_id=item.version_id)
+        elif item.store == StoreKind.EBS_SNAPSHOT:
+            details["snapshot_deleted"] = _delete_snapshot(actor, item)
         item.disposed_at = timezone.now()
         item.save(update_fields=["disposed_at"])
+        already_gone = details.get("snapshot_deleted") is False
         record_custody(
             actor,
             item,
             CustodyAction.DISPOSED,
             f"Evidence disposed of after its retention: {item.name}"
-            + (f" ({reason})" if reason else ""),
+            + (f" ({reason})" if reason else "")
+            + (f"; {item.snapshot_id} was gone already" if already_gone else ""),
             from_location=item.location,
             sha256=item.sha256,
-            details={"reason": reason},
+            details=details,
         )
     return item
+
+
+def _delete_snapshot(actor: Actor, item: EvidenceItem) -> bool:
+    """Delete the item's snapshot in the account that holds it; False if it was gone."""
+    try:
+        return snapshots.delete(snapshots.ec2_for(item, actor), item.snapshot_id)
+    except LookupError as error:
+        raise StateConflict(f"{error}; nothing was deleted") from error
+    except ClientError as error:
+        raise StateConflict(f"AWS refused to delete {item.snapshot_id}: {error}") from error
 
 
 # ---------------------------------------------------------------------------------------
