@@ -37,3 +37,12 @@ class Integrity(models.TextChoices):
     INTACT = "intact", "Intact"
     MISMATCH = "mismatch", "Hash mismatch"
     MISSING = "missing", "Missing from the store"
+    # Denied, throttled, a disk error: nothing proven either way, but not intact either.
+    UNREADABLE = "unreadable", "Could not be read"
+    SNAPSHOT_ERROR = "snapshot_error", "Snapshot in error state"
+
+
+# What flags an item, on its incident's pages and in the verifiers' exit status.
+FAILED_INTEGRITY = frozenset(
+    {Integrity.MISMATCH, Integrity.MISSING, Integrity.UNREADABLE, Integrity.SNAPSHOT_ERROR}
+)

@@ -12,7 +12,13 @@ from django.db import models
 from django.utils import timezone
 
 from cases.models import Incident
-from evidence.choices import CustodyAction, EvidenceKind, Integrity, StoreKind
+from evidence.choices import (
+    FAILED_INTEGRITY,
+    CustodyAction,
+    EvidenceKind,
+    Integrity,
+    StoreKind,
+)
 from irportal.actors import Actor, ActorKind
 
 
@@ -91,6 +97,10 @@ class EvidenceItem(models.Model):
         if self.store == StoreKind.EBS_SNAPSHOT:
             return f"ebs:{self.account_id}/{self.region}/{self.snapshot_id}"
         return f"local:{self.key}"
+
+    @property
+    def integrity_failed(self) -> bool:
+        return self.integrity in FAILED_INTEGRITY
 
     def may_dispose(self, now: datetime | None = None) -> tuple[bool, str]:
         if self.disposed_at:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -583,42 +584,128 @@ def _delete_snapshot(actor: Actor, item: EvidenceItem) -> bool:
 # Integrity
 
 
+@dataclass(frozen=True)
+class _Check:
+    """What one look at an item found."""
+
+    result: Integrity
+    sha256: str = ""
+    detail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# What S3 answers when the object (or its version, or the bucket) is not there. AccessDenied
+# is not among them: S3 answers it for missing keys only to callers who may not list.
+_GONE_FROM_S3 = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"})
+
+# Said in every snapshot's `verified` custody event, since it carries no hash.
+SNAPSHOT_NOT_HASHED = (
+    "size and SHA-256 do not apply: a snapshot is not bytes IR Portal hashed on the way in, "
+    "and it cannot be changed, so what is checked is that it still exists and is not in error"
+)
+
+
 def verify(item: EvidenceItem, actor: Actor | None = None) -> str:
-    """Re-hash the stored bytes; flag and record a mismatch or a missing object."""
+    """Re-hash the stored bytes (or look at the snapshot); flag and record a mismatch, a
+    missing object, a snapshot in error, or an item that could not be read."""
     actor = actor or Actor.system("evidence-verifier")
-    if item.disposed_at or item.store not in (StoreKind.S3, StoreKind.LOCAL):
+    if item.disposed_at:
         return item.integrity
-    store = store_for(item.store)
-    seen = ""
-    try:
-        seen, _ = hash_stream(store.read(item.key, bucket=item.bucket, version_id=item.version_id))
-    except StoreError as error:
-        result, detail = Integrity.MISSING, str(error)
+    if item.store == StoreKind.EBS_SNAPSHOT:
+        check = _check_snapshot(item, actor)
+    elif item.store in (StoreKind.S3, StoreKind.LOCAL):
+        check = _check_stored_bytes(item)
     else:
-        result = Integrity.INTACT if seen == item.sha256 else Integrity.MISMATCH
-        detail = "" if result == Integrity.INTACT else f"stored bytes hash to {seen}"
+        return item.integrity
+
     with transaction.atomic():
         item = EvidenceItem.objects.select_for_update().select_related("incident").get(pk=item.pk)
-        item.integrity, item.verified_at = result, timezone.now()
+        if item.disposed_at:  # while we looked
+            return item.integrity
+        item.integrity, item.verified_at = check.result, timezone.now()
         item.save(update_fields=["integrity", "verified_at"])
-        if result == Integrity.INTACT:
+        if check.result == Integrity.INTACT:
             record_custody(
-                actor, item, CustodyAction.VERIFIED, f"Integrity verified: {item.name}", sha256=seen
+                actor,
+                item,
+                CustodyAction.VERIFIED,
+                f"Integrity verified: {item.name}" + (f" ({check.detail})" if check.detail else ""),
+                sha256=check.sha256,
+                details=check.details,
             )
         else:
             record_custody(
                 actor,
                 item,
                 CustodyAction.INTEGRITY_FAILED,
-                f"Integrity check FAILED for {item.name}: {item.get_integrity_display().lower()}",
-                sha256=seen,
-                details={"expected": item.sha256, "detail": detail},
+                f"Integrity check FAILED for {item.name}: {check.result.label.lower()}",
+                sha256=check.sha256,
+                details={"expected": item.sha256, "detail": check.detail, **check.details},
             )
-    if result != Integrity.INTACT:
+    if check.result != Integrity.INTACT:
         logger.error(
             "evidence.integrity_failed incident=%s item=%s result=%s",
             item.incident.reference,
             item.pk,
-            result,
+            check.result,
         )
-    return result
+    return check.result
+
+
+def _check_stored_bytes(item: EvidenceItem) -> _Check:
+    try:
+        store = store_for(item.store)
+        seen, _ = hash_stream(store.read(item.key, bucket=item.bucket, version_id=item.version_id))
+    except Exception as error:
+        return _read_failure(item, error)
+    if seen == item.sha256:
+        return _Check(Integrity.INTACT, sha256=seen)
+    return _Check(Integrity.MISMATCH, sha256=seen, detail=f"stored bytes hash to {seen}")
+
+
+def _read_failure(item: EvidenceItem, error: Exception) -> _Check:
+    """Missing only when the store says the object is not there; anything else (denied,
+    throttled past the retries, a disk error) means it could not be read."""
+    cause = error.__cause__ if isinstance(error, StoreError) else error
+    if isinstance(cause, ClientError):
+        gone = cause.response.get("Error", {}).get("Code") in _GONE_FROM_S3
+    else:
+        # The local store raises StoreError of its own only for a file that is not there.
+        gone = isinstance(error, StoreError) and cause is None
+    if gone:
+        return _Check(Integrity.MISSING, detail=str(error))
+    logger.warning(
+        "evidence.unreadable incident=%s item=%s error=%s",
+        item.incident.reference,
+        item.pk,
+        type(error).__name__,
+        exc_info=error,
+    )
+    return _Check(Integrity.UNREADABLE, detail=f"{type(error).__name__}: {error}")
+
+
+def _check_snapshot(item: EvidenceItem, actor: Actor) -> _Check:
+    """The snapshot, described in the account that holds it, exists and is not in error."""
+    try:
+        seen = snapshots.describe(snapshots.ec2_for(item, actor), item.snapshot_id)
+    except Exception as error:
+        return _read_failure(item, error)
+    where = f"{item.account_id}/{item.region}"
+    if seen is None:
+        return _Check(Integrity.MISSING, detail=f"{item.snapshot_id} no longer exists in {where}")
+    state = str(seen.get("State", ""))
+    if state == "error":
+        message = seen.get("StateMessage") or "no message"
+        return _Check(Integrity.SNAPSHOT_ERROR, detail=f"{item.snapshot_id}: {message}")
+    if state not in ("completed", "pending"):
+        # `recoverable` and `recovering`: deleted into (or on its way out of) the Recycle Bin.
+        return _Check(Integrity.MISSING, detail=f"{item.snapshot_id} is {state} in {where}")
+    return _Check(
+        Integrity.INTACT,
+        detail=f"snapshot {state}; size and SHA-256 do not apply",
+        details={
+            "snapshot_state": state,
+            "progress": seen.get("Progress", ""),
+            "hash": SNAPSHOT_NOT_HASHED,
+        },
+    )

@@ -32,6 +32,17 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def describe(ec2: Any, snapshot_id: str) -> dict[str, Any] | None:
+    """The snapshot as EC2 describes it, or None when it no longer exists."""
+    try:
+        found = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    except ClientError as error:
+        if _code(error) == NOT_FOUND:
+            return None
+        raise
+    return found[0] if found else None
+
+
 def delete(ec2: Any, snapshot_id: str) -> bool:
     """Delete the snapshot; False when it was gone already."""
     try:

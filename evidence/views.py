@@ -23,13 +23,11 @@ from django.views.decorators.http import require_POST
 from cases.models import Incident
 from evidence import services
 from evidence.api.permissions import may_keep, may_take_out, may_work
-from evidence.choices import EvidenceKind, Integrity
+from evidence.choices import FAILED_INTEGRITY, EvidenceKind, Integrity
 from evidence.models import CustodyEvent, EvidenceItem
 from evidence.uploads import StoreUploadHandler, StreamedFile, client_address
 from irportal.errors import StateConflict
 from irportal.pages import page_actor, page_user
-
-FAILED = (Integrity.MISMATCH, Integrity.MISSING)
 
 
 class UploadForm(forms.Form):
@@ -80,7 +78,7 @@ def _evidence_page(
         {
             "incident": incident,
             "items": items,
-            "failed": [item for item in items if item.integrity in FAILED],
+            "failed": [item for item in items if item.integrity_failed],
             "may_work": may_work(user, incident),
             "may_take_out": may_take_out(user, incident),
             "may_keep": may_keep(user, incident),
@@ -159,7 +157,7 @@ def evidence_verify(request: HttpRequest, reference: str, pk: int) -> HttpRespon
     )
     item = _item_of(incident, pk)
     result = Integrity(services.verify(item, page_actor(request)))
-    if result in FAILED:
+    if result in FAILED_INTEGRITY:
         messages.error(request, f"{item.name}: {result.label.lower()}.")
     else:
         messages.success(request, f"{item.name}: {result.label.lower()}.")

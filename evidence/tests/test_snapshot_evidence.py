@@ -1,20 +1,27 @@
-"""Snapshot evidence kept in the security account: deleted there when disposed of, never
-before its time or under hold. moto plays the security account."""
+"""Snapshot evidence kept in the security account: verified by its state there, flagged
+once gone or in error, deleted there when disposed of, never before its time or under hold.
+
+moto plays the security account; it cannot put a snapshot in error state, so Stubber
+answers DescribeSnapshots with AWS's real shape for that one."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 import time_machine
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from django.core.management import CommandError, call_command
 
 from cases.choices import EntryKind
 from cases.models import TimelineEntry
-from evidence import services
-from evidence.choices import CustodyAction, EvidenceKind, StoreKind
+from evidence import services, snapshots
+from evidence.choices import CustodyAction, EvidenceKind, Integrity, StoreKind
 from evidence.models import EvidenceItem
+from evidence.tasks import verify_all
 from evidence.tests.test_s3_store import REGION, SECURITY_ACCOUNT
 from evidence.tests.test_s3_store import security_account as security_account
 from irportal.actors import Actor
@@ -83,3 +90,56 @@ def test_disposal_deletes_the_snapshot_in_the_security_account(kept_snapshot, se
     assert TimelineEntry.objects.filter(
         incident=item.incident, kind=EntryKind.EVIDENCE_DISPOSED
     ).exists()
+
+
+def test_a_snapshot_is_verified_by_its_state_and_flagged_once_gone(kept_snapshot, security_ec2):
+    item = kept_snapshot
+
+    assert verify_all() == 0
+
+    item.refresh_from_db()
+    assert item.integrity == Integrity.INTACT
+    verified = item.custody.get(action=CustodyAction.VERIFIED)
+    assert verified.details["snapshot_state"] == "completed"
+    assert "size and SHA-256 do not apply" in verified.details["hash"]
+    assert verified.sha256 == ""
+
+    security_ec2.delete_snapshot(SnapshotId=item.snapshot_id)
+    with pytest.raises(CommandError, match=f"#{item.pk} .*: missing from the store"):
+        call_command("verify_evidence", item.incident.reference)
+
+    item.refresh_from_db()
+    assert item.integrity == Integrity.MISSING
+    failed = item.custody.get(action=CustodyAction.INTEGRITY_FAILED)
+    assert "no longer exists" in failed.details["detail"]
+    assert TimelineEntry.objects.filter(
+        incident=item.incident, kind=EntryKind.EVIDENCE_INTEGRITY_FAILED
+    ).exists()
+
+
+def test_a_snapshot_in_error_state_is_flagged(incident, lead, monkeypatch):
+    item = snapshot_item(incident, lead, "snap-0123456789abcdef0")
+    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
+    ec2 = session.client("ec2", region_name=REGION)
+    monkeypatch.setattr(snapshots, "ec2_for", lambda item, actor: ec2)
+    in_error = {
+        "SnapshotId": item.snapshot_id,
+        "VolumeId": "vol-0123456789abcdef0",
+        "State": "error",
+        "StateMessage": "Snapshot creation failed",
+        "Progress": "37%",
+        "OwnerId": SECURITY_ACCOUNT,
+        "VolumeSize": 8,
+        "Encrypted": True,
+    }
+
+    with Stubber(ec2) as stubbed:
+        stubbed.add_response(
+            "describe_snapshots", {"Snapshots": [in_error]}, {"SnapshotIds": [item.snapshot_id]}
+        )
+        assert services.verify(item) == Integrity.SNAPSHOT_ERROR
+
+    item.refresh_from_db()
+    assert item.integrity_failed
+    failed = item.custody.get(action=CustodyAction.INTEGRITY_FAILED)
+    assert "Snapshot creation failed" in failed.details["detail"]
