@@ -40,6 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -545,25 +546,31 @@ def _enqueue(run: PlaybookRun, step: RunStep, actor: Actor | None = None) -> boo
     if action_run.state in (ActionState.QUEUED, ActionState.RUNNING):
         return False
     if not new:
-        _note_settled_before(actor, run, step, action_run)
+        _note_step_outcome(actor, run, step, action_run, shared=False)
     _settle_step(run, step, action_run, advance=False)
     return step.state == StepState.SUCCEEDED or step.on_failure == OnFailure.CONTINUE
 
 
-def _note_settled_before(
-    actor: Actor, run: PlaybookRun, step: RunStep, action_run: ActionRun
+def _note_step_outcome(
+    actor: Actor, run: PlaybookRun, step: RunStep, action_run: ActionRun, *, shared: bool
 ) -> None:
-    """A step whose action was done earlier (or is being undone) says so in the timeline:
-    nothing is sent to AWS for it."""
+    """A step records its own outcome when its action run's entry does not speak for it:
+    the action was done earlier (or is being undone), or it settles steps of other runs
+    too (`shared`)."""
     where = f"Step {step.position + 1} of {run.playbook.name}"
+    done = action_run.outputs.get("summary", step.title)
     if action_run.state == ActionState.SUCCEEDED:
         kind = EntryKind.ACTION_SUCCEEDED
-        summary = f"{where}: already done ({action_run.outputs.get('summary', step.title)})"
+        outcome = f"done by the action it shares ({done})" if shared else f"already done ({done})"
+    elif action_run.state == ActionState.UNDOING:
+        kind, outcome = EntryKind.ACTION_FAILED, "not done, the same action is being undone"
     else:
         kind = EntryKind.ACTION_FAILED
-        summary = f"{where}: not done, the same action is being undone"
-    data = {**_step_data(step), "action_run": action_run.pk, "done_before": True}
-    TimelineEntry.objects.append(run.incident, actor, kind, summary, data)
+        error = f"{action_run.error_code}: {action_run.error_message}"
+        outcome = f"failed with the action it shares ({error})"
+    data = {**_step_data(step), "action_run": action_run.pk}
+    data["shared" if shared else "done_before"] = True
+    TimelineEntry.objects.append(run.incident, actor, kind, f"{where}: {outcome}", data)
 
 
 def _skip(run: PlaybookRun, step: RunStep, reason: str) -> None:
@@ -847,6 +854,7 @@ def _settle(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> 
             "dry_run": action_run.dry_run,
             "outputs": outcome.outputs,
             "request_ids": request_ids,
+            "steps": _waiting_steps(action_run),
         },
     )
     logger.info(
@@ -860,15 +868,28 @@ def _settle(action_run: ActionRun, outcome: Outcome, request_ids: list[str]) -> 
         _wake_steps(action_run)
 
 
+def _waiting_for(action_run: ActionRun) -> QuerySet[RunStep]:
+    """The steps, of any run, that wait for this action run: what its outcome settles."""
+    waiting = RunStep.objects.filter(action_run=action_run, state__in=_WAITING_FOR_ACTION)
+    return waiting.order_by("pk")  # runs in the order they were started
+
+
+def _waiting_steps(action_run: ActionRun) -> list[dict[str, Any]]:
+    waiting = _waiting_for(action_run).values_list("run_id", "key", "position")
+    return [{"run": run, "step": key, "position": position} for run, key, position in waiting]
+
+
 def _wake_steps(action_run: ActionRun) -> None:
     """Settle every step, of any run, that waits for this action run. The caller holds the
     incident's lock."""
-    waiting = RunStep.objects.filter(
-        action_run=action_run, state__in=_WAITING_FOR_ACTION
-    ).values_list("pk", "run_id")
-    for step_pk, run_pk in list(waiting):
+    waiting = list(_waiting_for(action_run).values_list("pk", "run_id"))
+    for step_pk, run_pk in waiting:
         run = _locked_run(run_pk)
         step = RunStep.objects.select_for_update().get(pk=step_pk)
+        # The action's entry speaks for its one step; steps sharing it speak for themselves,
+        # each in the name of whoever started its run (an approving lead has the approval's).
+        if len(waiting) > 1:
+            _note_step_outcome(run.actor, run, step, action_run, shared=True)
         _settle_step(run, step, action_run, advance=True)
 
 
@@ -932,6 +953,7 @@ def _give_up(
             "error_code": code,
             "error_message": message,
             "request_ids": request_ids,
+            "steps": [] if undoing else _waiting_steps(action_run),
         },
     )
     if not undoing:

@@ -167,6 +167,10 @@ def test_a_run_records_each_step_as_asked_by_who_started_it(
     assert {(e.actor_name, e.actor_user_id) for e in entries} == {("rui", responder.pk)}
     done = [e for e in entries if e.kind == EntryKind.ACTION_SUCCEEDED]
     assert [e.data["action_run"] for e in done] == [s.action_run_id for s in run.steps.all()]
+    assert [e.data["steps"] for e in done] == [
+        [{"run": run.pk, "step": key, "position": position}]
+        for position, key in enumerate(("first", "second", "third"))
+    ]
     assert all(e.data["request_ids"] and e.data["changed"] for e in done)
 
 
@@ -570,4 +574,50 @@ def test_two_playbooks_share_one_action_run_and_both_go_on(on_bucket, bucket, le
         assert run.status == RunStatus.SUCCEEDED
     assert one.steps.get(key="shared").action_run == other.steps.get(key="shared").action_run
     assert set(tags_of(bucket)) == {INCIDENT_TAG, "shared", "one", "other"}
-    assert kinds(on_bucket).count(EntryKind.ACTION_SUCCEEDED) == 3
+    # The shared action's own entry, one for each run's step, and one for each run's second.
+    assert kinds(on_bucket).count(EntryKind.ACTION_SUCCEEDED) == 5
+
+
+def test_each_run_sharing_an_action_records_its_steps_outcome(
+    on_bucket, bucket, lead_actor, responder, responder_actor, broker
+):
+    one = services.start_run(lead_actor, on_bucket, playbook(tag("shared"), slug="a"))
+    other = services.start_run(responder_actor, on_bucket, playbook(tag("shared"), slug="b"))
+
+    broker.deliver()
+
+    action_run = one.steps.get().action_run
+    acted, *own = [
+        e for e in engine_entries(on_bucket) if e.data.get("action_run") == action_run.pk
+    ][1:]  # after the request
+    assert acted.summary == f"Tagged {BUCKET} with {INCIDENT_TAG}, shared"
+    assert [(s["run"], s["step"]) for s in acted.data["steps"]] == [
+        (one.pk, "shared"),
+        (other.pk, "shared"),
+    ]
+    assert [(e.kind, e.data["run"], e.data["step"], e.actor_name) for e in own] == [
+        (EntryKind.ACTION_SUCCEEDED, one.pk, "shared", "lena"),
+        (EntryKind.ACTION_SUCCEEDED, other.pk, "shared", "rui"),
+    ]
+    assert own[1].summary == (
+        f"Step 1 of Playbook b: done by the action it shares ({acted.summary})"
+    )
+
+
+def test_each_run_sharing_a_failed_action_records_its_steps_failure(
+    on_bucket, bucket, lead_actor, broker
+):
+    missing = tag("shared", resource=MISSING_BUCKET)
+    one = services.start_run(lead_actor, on_bucket, playbook(missing, slug="a"))
+    other = services.start_run(lead_actor, on_bucket, playbook(missing, slug="b"))
+
+    broker.deliver()
+
+    failed = [e for e in engine_entries(on_bucket) if e.kind == EntryKind.ACTION_FAILED]
+    assert [(e.data.get("run"), e.data.get("shared")) for e in failed] == [
+        (None, None),
+        (one.pk, True),
+        (other.pk, True),
+    ]
+    assert failed[2].summary.startswith("Step 1 of Playbook b: failed with the action it shares")
+    assert "NoSuchBucket" in failed[2].summary
