@@ -117,15 +117,29 @@ class ModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     """DRF's ModelSerializer, building its fields from the model once per class.
 
     DRF builds every field afresh from the model's metadata each time a serializer is
-    made: about 0.6 ms for an incident, against 0.35 ms for a copy. What it builds
-    depends on the class and its model only, so it is kept, and each serializer gets a deep
-    copy of its own: the way DRF already hands out declared fields. A subclass that adapts
-    a field to its context (the request, the incident) does so after calling this, on
-    that copy.
+    made: about 0.35 ms for an incident. What it builds depends on the class and its model
+    only, so it is kept, and each serializer gets fields of its own, made again from the
+    arguments the kept ones were made with (0.11 ms; a deep copy, as DRF does for declared
+    fields, takes 0.27 ms). A subclass that adapts a field to its context (the request,
+    the incident) does so after calling this, on its own fields.
     """
 
     def get_fields(self) -> dict[str, fields.Field]:
         built = _MODEL_FIELDS.get(type(self))
         if built is None:
             built = _MODEL_FIELDS[type(self)] = super().get_fields()
-        return copy.deepcopy(built)
+        return {name: fresh_copy(field) for name, field in built.items()}
+
+
+def fresh_copy(field: fields.Field) -> fields.Field:
+    """A new, unbound field made with `field`'s arguments. The arguments are shared, as a
+    deep copy shares validators: choices, querysets (re-evaluated on every use) and
+    callables are not changed by the fields that hold them. Fields that hold other fields
+    (nested serializers, a list's child) are deep-copied, since a field is bound to one
+    parent."""
+    arguments = [*field._args, *field._kwargs.values()]  # type: ignore[attr-defined]
+    if isinstance(field, serializers.BaseSerializer) or any(
+        isinstance(argument, fields.Field) for argument in arguments
+    ):
+        return copy.deepcopy(field)
+    return field.__class__(*field._args, **field._kwargs)  # type: ignore[attr-defined]

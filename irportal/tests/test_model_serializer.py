@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from cases.api.serializers import IncidentSerializer, TaskSerializer
 from cases.models import Objective
+from irportal.api import ModelSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -16,12 +17,44 @@ def test_each_serializer_gets_fields_of_its_own():
         assert field.parent is first and second.fields[name].parent is second
 
 
-def test_fields_are_those_drf_builds():
-    serializer = IncidentSerializer()
+def every_model_serializer() -> list[type]:
+    import evidence.api.serializers  # noqa: F401  (the classes they hold are listed)
+    import findings.api.serializers  # noqa: F401
+    import playbooks.api.serializers  # noqa: F401
+
+    found, waiting = [], [ModelSerializer]
+    while waiting:
+        for subclass in waiting.pop().__subclasses__():
+            found.append(subclass)
+            waiting.append(subclass)
+    return found
+
+
+@pytest.mark.parametrize("serializer_class", every_model_serializer(), ids=lambda c: c.__name__)
+def test_fields_are_those_drf_builds(serializer_class):
+    serializer = serializer_class()
+    serializer.get_fields()  # the second call is the one served from what was kept
 
     built_by_drf = serializers.ModelSerializer.get_fields(serializer)
 
     assert repr(serializer.get_fields()) == repr(built_by_drf)
+
+
+class ObjectiveWithTasks(ModelSerializer):
+    labels = serializers.DictField(child=serializers.CharField())
+    tasks = TaskSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Objective
+        fields = ["kind", "labels", "tasks"]
+
+
+def test_fields_that_hold_fields_are_not_shared():
+    first, second = ObjectiveWithTasks(), ObjectiveWithTasks()
+
+    for name in ("labels", "tasks"):
+        assert first.fields[name].child is not second.fields[name].child
+        assert first.fields[name].child.parent is first.fields[name]
 
 
 def test_one_serializers_context_does_not_reach_another(incident, make_incident):
