@@ -182,7 +182,11 @@ class EvidenceItemViewSet(
         request=None,
         responses={200: EvidenceItemSerializer},
         summary="Re-hash the stored bytes now",
-        description="A mismatch or a missing object sets `integrity` and is recorded.",
+        description=(
+            "Re-hashes the stored bytes (a snapshot: looks it up in its account). A mismatch, "
+            "a missing object, one that could not be read or a snapshot in error sets "
+            "`integrity` and is recorded."
+        ),
     )
     @action(detail=True, methods=["post"])
     def verify(self, request: Request, incident_reference: str, pk: str) -> Response:
