@@ -19,6 +19,9 @@ from irportal.actors import Actor
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Here rather than in playbooks/tests: it checks the evidence tests' AWS requests too.
+pytest_plugins = ["playbooks.tests.response_policy"]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgresql") and connection.vendor != "postgresql":

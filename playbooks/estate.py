@@ -43,19 +43,28 @@ PUBLIC_BUCKET, LOG_BUCKET = "acme-web-assets", "acme-logs"
 USERS = ("alice", "deploy-bot")
 WEB_1_TAGS = {"Name": "web-1", "env": "production"}
 
-# What the response actions call. moto does not enforce it; it is here so the demo role
-# reads like the one a real account would be given.
+# The response role's permissions: what IR Portal calls through it, and the only place they
+# are written down. The actions (playbooks/actions/, evidence/actions.py) call them in a
+# workload account; in the security account the same role also keeps the evidence
+# (evidence/stores.py, evidence/snapshots.py). One policy serves both demo roles, so each
+# is allowed what only the other needs. moto does not enforce it; the tests fail on a call
+# it does not allow (playbooks/tests/response_policy.py, test_response_policy.py).
 _RESPONSE_ACTIONS_BY_SERVICE = {
     "ec2": "Describe* CreateSecurityGroup AuthorizeSecurityGroup* RevokeSecurityGroup* "
-    "ModifyNetworkInterfaceAttribute ModifyInstanceAttribute CreateSnapshot CreateTags "
-    "*IamInstanceProfile*",
+    "ModifyNetworkInterfaceAttribute ModifyInstanceAttribute *IamInstanceProfile* "
+    "CreateSnapshot CopySnapshot ModifySnapshotAttribute DeleteSnapshot CreateTags DeleteTags",
     "autoscaling": "Describe* EnterStandby ExitStandby",
     "elasticloadbalancing": "Describe* DeregisterTargets RegisterTargets",
-    "iam": "Get* List* Tag* UpdateAccessKey PassRole PutRolePolicy DeleteRolePolicy "
-    "PutUserPolicy DeleteUserPolicy AttachUserPolicy DetachUserPolicy AttachRolePolicy "
-    "DetachRolePolicy",
-    "s3": "GetBucket* PutBucketPublicAccessBlock DeleteBucketPublicAccessBlock PutBucketTagging",
+    "iam": "Get* List* Tag* UpdateAccessKey PutRolePolicy DeleteRolePolicy PutUserPolicy "
+    "DeleteUserPolicy CreateRole CreateInstanceProfile AddRoleToInstanceProfile PassRole",
+    # DeletePublicAccessBlock is allowed by PutBucketPublicAccessBlock.
+    "s3": "GetBucket* PutBucketPublicAccessBlock PutBucketTagging ListBucket GetObject "
+    "GetObjectVersion PutObject PutObjectTagging PutObjectVersionTagging PutObjectRetention "
+    "PutObjectLegalHold AbortMultipartUpload DeleteObject DeleteObjectVersion",
     "tag": "GetResources TagResources",
+    "cloudtrail": "LookupEvents",
+    # Copying a snapshot encrypted with EVIDENCE_KMS_KEY_ID (the key's policy must agree).
+    "kms": "DescribeKey CreateGrant Decrypt ReEncrypt* GenerateDataKeyWithoutPlaintext",
 }
 RESPONSE_ACTIONS = [
     f"{service}:{action}"
