@@ -101,6 +101,14 @@ else:
     # Short queries only lose to JIT compilation, which PostgreSQL starts on cost estimates
     # alone: it cost a visibility-filtered count 120 ms of compiling for 20 ms of work.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # Parameters go to the server apart from the SQL, and psycopg prepares a statement once
+    # it has run a few times on a connection: PostgreSQL stops parsing and planning the
+    # same few INSERTs and the app stops quoting values into SQL (an API create: 278 -> 331
+    # a second at 4 clients, bench/api.py). Turn it off behind a pooler in transaction mode
+    # that does not keep prepared statements (PgBouncer before 1.21).
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool(
+        "DATABASE_SERVER_SIDE_BINDING", default=True
+    )
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
