@@ -24,7 +24,9 @@ def verify_all() -> int:
         try:
             result = services.verify(item)
         except Exception:
-            logger.exception("evidence.verify_crashed item=%s", item.pk)
+            logger.exception(
+                "evidence.verify_crashed incident=%s item=%s", item.incident.reference, item.pk
+            )
             failed += 1
             continue
         if result in FAILED_INTEGRITY:

@@ -44,7 +44,9 @@ class Command(BaseCommand):
             try:
                 result = Integrity(services.verify(item))
             except Exception as error:
-                logger.exception("evidence.verify_crashed item=%s", item.pk)
+                logger.exception(
+                    "evidence.verify_crashed incident=%s item=%s", item.incident.reference, item.pk
+                )
                 failed.append(f"{named}: could not be checked ({type(error).__name__}: {error})")
                 continue
             if result in FAILED_INTEGRITY:
