@@ -291,3 +291,48 @@ def test_a_second_worker_finishes_a_run_whose_worker_was_killed_without_repeatin
     )
     assert succeeded == Counter(step.action_run_id for step in steps)
     assert TimelineEntry.objects.verify_chain(on_instance) is None
+
+
+def tag_playbook() -> Playbook:
+    steps = [{"id": "tag", "action": "tag_resource", "parameters": {"resource": "${instance.id}"}}]
+    return Playbook.objects.create(slug="tag", name="Tag", definition={"steps": steps})
+
+
+def test_a_step_whose_message_the_broker_lost_is_sent_again_and_done_once(
+    on_instance: Incident,
+    instance_id: str,
+    lead_actor: Actor,
+    start_worker: Callable[[str], Worker],
+    settings: Any,
+) -> None:
+    settings.PLAYBOOK_REDISPATCH_AFTER = 2  # as the worker has it
+    run = services.start_run(lead_actor, on_instance, tag_playbook())
+    queued = ActionRun.objects.get(action="tag_resource")
+    assert queued.state == ActionState.QUEUED
+
+    # Redis loses the message (emptied, or restarted without persistence) before any
+    # worker takes it: the row in the database is all that is left of the intent.
+    purge_playbooks_queue()
+    worker = start_worker("after-the-loss")
+    wait_for(
+        "the worker to be ready", WORKER_START_SECONDS, lambda: "ready" in worker.tail(), [worker]
+    )
+    time.sleep(settings.PLAYBOOK_REDISPATCH_AFTER + 0.5)
+    queued.refresh_from_db()
+    assert queued.state == ActionState.QUEUED, "nothing should have run without a message"
+    assert INCIDENT_TAG not in tags_of(instance_id)
+
+    assert services.reconcile() == [queued.pk]
+    wait_for(
+        "the worker to finish the run",
+        RUN_FINISH_SECONDS,
+        lambda: PlaybookRun.objects.get(pk=run.pk).finished,
+        [worker],
+    )
+
+    run.refresh_from_db()
+    queued.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, worker.tail()
+    assert (queued.state, queued.attempts) == (ActionState.SUCCEEDED, 1)
+    assert tags_of(instance_id)[INCIDENT_TAG] == on_instance.reference
+    assert services.reconcile() == []  # nothing left to send
