@@ -605,6 +605,19 @@ SNAPSHOT_NOT_HASHED = (
 )
 
 
+def verify_each(items: Iterable[EvidenceItem]) -> Iterator[tuple[EvidenceItem, str | Exception]]:
+    """Verify each item in turn: its result, or the error that kept it from being checked
+    (logged). One item's failure never keeps the others from being checked."""
+    for item in items:
+        try:
+            yield item, verify(item)
+        except Exception as error:
+            logger.exception(
+                "evidence.verify_crashed incident=%s item=%s", item.incident.reference, item.pk
+            )
+            yield item, error
+
+
 def verify(item: EvidenceItem, actor: Actor | None = None) -> str:
     """Re-hash the stored bytes (or look at the snapshot); flag and record a mismatch, a
     missing object, a snapshot in error, or an item that could not be read."""

@@ -1,4 +1,3 @@
-import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -7,8 +6,6 @@ from cases.models import Incident
 from evidence import services
 from evidence.choices import FAILED_INTEGRITY, Integrity, StoreKind
 from evidence.models import EvidenceItem
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -35,22 +32,15 @@ class Command(BaseCommand):
 
         failed = []
         checked = snapshots = 0
-        for item in items.order_by("pk").iterator():
+        for item, result in services.verify_each(items.order_by("pk").iterator()):
             named = f"{item.incident.reference} #{item.pk} {item.name}"
             checked += 1
             if item.store == StoreKind.EBS_SNAPSHOT:
                 snapshots += 1
-            # One item's failure is reported with the others; the rest are still checked.
-            try:
-                result = Integrity(services.verify(item))
-            except Exception as error:
-                logger.exception(
-                    "evidence.verify_crashed incident=%s item=%s", item.incident.reference, item.pk
-                )
-                failed.append(f"{named}: could not be checked ({type(error).__name__}: {error})")
-                continue
-            if result in FAILED_INTEGRITY:
-                failed.append(f"{named}: {result.label.lower()}")
+            if isinstance(result, Exception):
+                failed.append(f"{named}: could not be checked ({type(result).__name__}: {result})")
+            elif result in FAILED_INTEGRITY:
+                failed.append(f"{named}: {Integrity(result).label.lower()}")
 
         if failed:
             raise CommandError(f"{len(failed)} of {checked} item(s) failed: " + "; ".join(failed))
