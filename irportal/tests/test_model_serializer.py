@@ -40,6 +40,17 @@ def test_fields_are_those_drf_builds(serializer_class):
     assert repr(serializer.get_fields()) == repr(built_by_drf)
 
 
+@pytest.mark.parametrize("serializer_class", every_model_serializer(), ids=lambda c: c.__name__)
+def test_validators_are_those_drf_builds(serializer_class):
+    serializer = serializer_class()
+    serializer.get_validators()
+
+    built_by_drf = serializers.ModelSerializer.get_validators(serializer)
+
+    assert repr(serializer.get_validators()) == repr(built_by_drf)
+    assert serializer.get_validators() is not serializer.get_validators()  # a list each
+
+
 class ObjectiveWithTasks(ModelSerializer):
     labels = serializers.DictField(child=serializers.CharField())
     tasks = TaskSerializer(many=True, read_only=True)
