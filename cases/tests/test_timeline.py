@@ -1,5 +1,4 @@
 import itertools
-import threading
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from cases.choices import EntryKind
 from cases.models import Incident, TimelineEntry
 from cases.models.timeline import GENESIS_HASH
 from irportal.actors import Actor
+from irportal.tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -147,26 +147,12 @@ def test_concurrent_writers_keep_one_chain(lead):
     incident = services.open_incident(Actor.for_user(lead), title="Busy incident")
     actor = Actor.for_user(lead)
     writers, per_writer = 6, 15
-    start = threading.Barrier(writers)
-    failures = []
 
-    def write():
-        try:
-            start.wait()
-            for n in range(per_writer):
-                note(Incident.objects.get(pk=incident.pk), actor, f"note {n}")
-        except Exception as error:
-            failures.append(error)
-        finally:
-            connection.close()
+    def write(_writer: int) -> None:
+        for n in range(per_writer):
+            note(Incident.objects.get(pk=incident.pk), actor, f"note {n}")
 
-    threads = [threading.Thread(target=write) for _ in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []
+    assert at_once(writers, write) == []
     sequences = list(
         TimelineEntry.objects.filter(incident=incident).values_list("sequence", flat=True)
     )

@@ -1,15 +1,14 @@
 """Batches that touch the same incidents at once all succeed: no deadlock reaches a client."""
 
 import random
-import threading
 
 import pytest
-from django.db import connection
 
 from cases.models import Incident, TimelineEntry
 from findings import services
 from findings.demo import guardduty_event
 from irportal.actors import Actor, ActorKind
+from irportal.tests.concurrency import at_once
 
 INSTANCES = [f"i-0shared{n:08d}" for n in range(6)]
 BOT = Actor(kind=ActorKind.INTEGRATION, name="test-bridge")
@@ -50,26 +49,11 @@ def test_concurrent_batches_on_the_same_incidents_all_succeed():
     )
     assert Incident.objects.count() == len(INSTANCES)
 
-    failures = []
-    start = threading.Barrier(4)
-
     def send(worker: int) -> None:
-        try:
-            start.wait()
-            for round_ in range(3):
-                services.ingest(BOT, joining_batch(worker * 10 + round_))
-        except Exception as error:
-            failures.append(error)
-        finally:
-            connection.close()
+        for round_ in range(3):
+            services.ingest(BOT, joining_batch(worker * 10 + round_))
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []
+    assert at_once(4, send) == []
     assert Incident.objects.count() == len(INSTANCES), (
         "every finding joined its instance's incident"
     )

@@ -7,7 +7,6 @@ delivers (or loses) it by calling `services.execute` as a worker's task would.""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,13 +19,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 from celery.app.task import Task
 from django.conf import settings as django_settings
-from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 
 from cases.choices import EntryKind
 from cases.models import AffectedResource, Incident, TimelineEntry
+from irportal.tests.concurrency import at_once
 from playbooks import services
 from playbooks.actions.base import REGISTRY, Action, ActionInputs, Outcome, register
 from playbooks.actions.tagging import INCIDENT_TAG, TagResource
@@ -571,22 +570,12 @@ def test_two_workers_taking_one_action_at_once_only_one_acts(
     account, incident, lead_actor, broker, script
 ):
     action_run = ask(lead_actor, incident)
-    start = threading.Barrier(2)
     results: list[str] = []
 
-    def worker() -> None:
-        try:
-            start.wait()
-            results.append(services.execute(action_run.pk))
-        finally:
-            connection.close()
+    def worker(_worker: int) -> None:
+        results.append(services.execute(action_run.pk))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
+    assert at_once(2, worker) == []
     assert sorted(results) == ["not mine", "succeeded"]
     assert script.changes == 1
     action_run.refresh_from_db()
