@@ -4,6 +4,8 @@ from django.test.utils import CaptureQueriesContext
 
 from cases.choices import EntryKind, Status
 from cases.models import Incident, TimelineEntry
+from irportal.actors import Actor
+from irportal.tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +39,47 @@ def test_references_are_sequential_within_the_year(api, responder):
 
     year, number = first.split("-")[1:]
     assert second == f"IR-{year}-{int(number) + 1:04d}"
+
+
+def number_of(reference: str) -> int:
+    return int(reference.rsplit("-", 1)[1])
+
+
+def test_a_creation_that_fails_hands_its_number_to_the_next(responder, monkeypatch):
+    from cases import services
+
+    actor = Actor.for_user(responder)
+    first = services.open_incident(actor, title="first")
+
+    def timeline_down(*args, **kwargs):
+        raise RuntimeError("the timeline refused the entry")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(TimelineEntry.objects, "append", timeline_down)
+        with pytest.raises(RuntimeError):
+            services.open_incident(actor, title="failed")
+    after = services.open_incident(actor, title="after")
+
+    assert not Incident.objects.filter(title="failed").exists()
+    assert number_of(after.reference) == number_of(first.reference) + 1
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_creations_take_distinct_consecutive_references(responder):
+    from cases import services
+
+    creators, per_creator = 4, 10
+    references: list[str] = []
+
+    def create(_creator: int) -> None:
+        for n in range(per_creator):
+            incident = services.open_incident(Actor.for_user(responder), title=f"n{n}")
+            references.append(incident.reference)
+
+    assert at_once(creators, create) == []
+    numbers = sorted(number_of(reference) for reference in references)
+    assert numbers == list(range(numbers[0], numbers[0] + creators * per_creator))
 
 
 def test_list_query_count_does_not_grow_with_page_size(api, lead, make_incident):
