@@ -34,7 +34,10 @@ class TokenAuthentication(KnoxTokenAuthentication):
     """
 
     def authenticate_credentials(self, token: bytes) -> tuple[AbstractBaseUser, Any]:
-        text = token.decode("utf-8")
+        try:
+            text = token.decode("utf-8")
+        except UnicodeDecodeError as error:  # knox lets this through as a server error
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN) from error
         for auth_token in tokens_with_key(text[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if self._cleanup_token(auth_token):
                 continue

@@ -84,3 +84,9 @@ def test_an_expired_token_is_refused_and_deleted_a_live_one_of_the_same_user_is_
 
     assert list(AuthToken.objects.filter(user=responder)) == [live]
     assert authenticate(live_key)[0] == responder
+
+
+def test_a_token_that_is_not_text_is_refused_not_a_server_error(responder):
+    client = APIClient(HTTP_AUTHORIZATION="Token \xe9\xe9\xe9")
+
+    assert client.get("/api/v1/incidents/").status_code == 401
