@@ -19,4 +19,26 @@ urlpatterns = [
     path(
         "incidents/<str:reference>/timeline/", views.incident_add_entry, name="incident-add-entry"
     ),
+    path(
+        "incidents/<str:reference>/objectives/",
+        views.part_add,
+        {"part": "objective"},
+        name="incident-objective-add",
+    ),
+    path(
+        "incidents/<str:reference>/objectives/<int:pk>/status/",
+        views.objective_status,
+        name="incident-objective-status",
+    ),
+    path(
+        "incidents/<str:reference>/tasks/",
+        views.part_add,
+        {"part": "task"},
+        name="incident-task-add",
+    ),
+    path(
+        "incidents/<str:reference>/tasks/<int:pk>/done/",
+        views.task_done,
+        name="incident-task-done",
+    ),
 ]

@@ -1,4 +1,5 @@
-"""Pages for responders: the incidents they can see, and one incident with its timeline.
+"""Pages for responders: the incidents they can see, and one incident with its timeline
+and its parts, which responders work from the page.
 
 The pages call the same model verbs and services as the API, so a change made here is
 recorded in the timeline the same way.
@@ -6,9 +7,8 @@ recorded in the timeline the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -16,15 +16,37 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from cases import services
-from cases.choices import MANUAL_ENTRY_KINDS, Resolution, Severity, Status
-from cases.models import Incident, TimelineEntry, TransitionNotAllowed
+from cases.choices import Severity, Status
+from cases.forms import (
+    EntryForm,
+    IncidentForm,
+    ObjectiveForm,
+    ObjectiveStatusForm,
+    PartForm,
+    TaskDoneForm,
+    TaskForm,
+    TransitionForm,
+)
+from cases.models import (
+    Incident,
+    IncidentPart,
+    Objective,
+    Task,
+    TimelineEntry,
+    TransitionNotAllowed,
+)
 from cases.models.incident import NEXT_STATUSES
 from irportal import roles
 from irportal.pages import page_actor, page_user
+
+Part = TypeVar("Part", bound=IncidentPart)
+
+# The parts the incident's page adds, by the name their form, URL and section go by.
+ADDABLE: dict[str, type[PartForm]] = {"objective": ObjectiveForm, "task": TaskForm}
 
 
 def _incident_for_change(request: HttpRequest, reference: str) -> Incident:
@@ -34,35 +56,6 @@ def _incident_for_change(request: HttpRequest, reference: str) -> Incident:
     if not incident.may_change(request.user):
         raise PermissionDenied("You can read this incident but not change it.")
     return incident
-
-
-class IncidentForm(forms.ModelForm):
-    class Meta:
-        model = Incident
-        fields = ["title", "severity", "category", "tlp", "summary", "restricted"]
-        widgets = {"summary": forms.Textarea(attrs={"rows": 4})}
-
-
-class TransitionForm(forms.Form):
-    status = forms.ChoiceField(choices=Status.choices)
-    resolution = forms.ChoiceField(choices=[("", "—"), *Resolution.choices], required=False)
-    reason = forms.CharField(required=False, max_length=2000)
-
-
-class EntryForm(forms.Form):
-    kind = forms.ChoiceField(choices=[(k.value, k.label) for k in MANUAL_ENTRY_KINDS])
-    summary = forms.CharField(max_length=300)
-    occurred_at = forms.DateTimeField(
-        required=False,
-        help_text="When it happened, if earlier than now (UTC).",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-
-    def clean_occurred_at(self) -> Any:
-        occurred_at = self.cleaned_data["occurred_at"]
-        if occurred_at and occurred_at > timezone.now():
-            raise forms.ValidationError("This time is in the future.")
-        return occurred_at
 
 
 @login_required
@@ -97,8 +90,25 @@ def incident_detail(request: HttpRequest, reference: str) -> HttpResponse:
     incident = get_object_or_404(
         Incident.objects.visible_to(page_user(request)), reference=reference
     )
+    return _incident_page(request, incident)
+
+
+def _incident_page(
+    request: HttpRequest, incident: Incident, refused: dict[str, Any] | None = None
+) -> HttpResponse:
+    """The incident's page; with `refused`, the forms that were sent back with errors, in
+    place of blank ones, answered 400."""
     timeline = TimelineEntry.objects.filter(incident=incident).order_by("-sequence")
     next_statuses = NEXT_STATUSES[Status(incident.status)]
+    forms = {
+        **{f"{part}_form": form.for_incident(incident) for part, form in ADDABLE.items()},
+        "objective_status_forms": {},
+        **(refused or {}),
+    }
+    objectives = [
+        (objective, forms["objective_status_forms"].get(objective.pk) or _status_form(objective))
+        for objective in incident.objectives.select_related("owner")
+    ]
     return render(
         request,
         "cases/incident_detail.html",
@@ -107,7 +117,7 @@ def incident_detail(request: HttpRequest, reference: str) -> HttpResponse:
             "may_change": incident.may_change(request.user),
             "participants": incident.participants.select_related("user"),
             "resources": incident.resources.all(),
-            "objectives": incident.objectives.select_related("owner"),
+            "objectives": objectives,
             "tasks": incident.tasks.select_related("assignee", "objective"),
             "communications": incident.communications.all(),
             "timeline": Paginator(timeline, 100).get_page(request.GET.get("page")),
@@ -116,8 +126,27 @@ def incident_detail(request: HttpRequest, reference: str) -> HttpResponse:
             ),
             "next_statuses": [(s, Status(s).label) for s in next_statuses],
             "entry_form": EntryForm(),
+            **forms,
         },
+        status=400 if refused else 200,
     )
+
+
+def _status_form(objective: Objective, data: Any = None) -> ObjectiveStatusForm:
+    return ObjectiveStatusForm(
+        data, initial={"status": objective.status}, auto_id=f"objective-{objective.pk}-%s"
+    )
+
+
+def _part_of(incident: Incident, model: type[Part], pk: int) -> Part:
+    """A part of the incident named in the URL; one of another incident is not found."""
+    part = get_object_or_404(model, pk=pk, incident=incident)
+    part.incident = incident
+    return part
+
+
+def _back(incident: Incident, section: str) -> HttpResponse:
+    return redirect(f"{reverse('incident-detail', args=[incident.reference])}#{section}")
 
 
 @login_required
@@ -172,3 +201,43 @@ def incident_add_entry(request: HttpRequest, reference: str) -> HttpResponse:
         )
         messages.error(request, "; ".join(problems))
     return redirect("incident-detail", reference=reference)
+
+
+@login_required
+@require_POST
+def part_add(request: HttpRequest, reference: str, part: str) -> HttpResponse:
+    """Add an objective, task, participant or resource: `part` names it as ADDABLE does."""
+    incident = _incident_for_change(request, reference)
+    form = ADDABLE[part].for_incident(incident, request.POST)
+    if not form.is_valid():
+        return _incident_page(request, incident, {f"{part}_form": form})
+    added = services.add(page_actor(request), form.instance)
+    messages.success(request, f"Added {added._meta.verbose_name}: {added}.")
+    return _back(incident, f"{part}s")
+
+
+@login_required
+@require_POST
+def objective_status(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    incident = _incident_for_change(request, reference)
+    objective = _part_of(incident, Objective, pk)
+    form = _status_form(objective, request.POST)
+    if not form.is_valid():
+        return _incident_page(request, incident, {"objective_status_forms": {pk: form}})
+    services.change(page_actor(request), objective, {"status": form.cleaned_data["status"]})
+    messages.success(request, f"{objective}: {objective.get_status_display().lower()}.")
+    return _back(incident, "objectives")
+
+
+@login_required
+@require_POST
+def task_done(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    """Tick a task done, or (with `done` left out) undo that."""
+    incident = _incident_for_change(request, reference)
+    task = _part_of(incident, Task, pk)
+    form = TaskDoneForm(request.POST)
+    form.is_valid()  # `done` left out is False: this form has nothing to refuse.
+    done = form.cleaned_data["done"]
+    services.change(page_actor(request), task, {"done": done})
+    messages.success(request, f"{task}: {'done' if done else 'not done'}.")
+    return _back(incident, "tasks")

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from selenium.webdriver.common.by import By
 
-from cases.models import TimelineEntry
+from cases.models import Task, TimelineEntry
 from irportal.tests.browsing import sign_in, submit
 
 # The live server's database is flushed after each test, which the timeline's append-only
@@ -32,3 +32,21 @@ def test_responder_acknowledges_triages_and_notes(browser, live_server, responde
     assert "Status detected → triaged" in timeline
     kinds = list(TimelineEntry.objects.filter(incident=incident).values_list("kind", flat=True))
     assert kinds == ["incident.opened", "incident.acknowledged", "incident.status_changed", "note"]
+
+
+def test_responder_adds_a_task_and_ticks_it_done(browser, live_server, responder: User, incident):
+    sign_in(browser, live_server.url, "rui")
+    browser.find_element(By.LINK_TEXT, incident.reference).click()
+
+    browser.find_element(By.XPATH, "//summary[text()='Add a task']").click()
+    browser.find_element(By.ID, "task-title").send_keys("Rotate the leaked key")
+    submit(browser, "Add task")
+    submit(browser, "Done")
+
+    task = browser.find_element(By.CSS_SELECTOR, "#tasks + ul li")
+    assert "Rotate the leaked key" in task.text
+    assert task.find_element(By.CSS_SELECTOR, ".done").text == "Rotate the leaked key"
+    stored = Task.objects.get(incident=incident)
+    assert (stored.title, stored.done) == ("Rotate the leaked key", True)
+    kinds = list(TimelineEntry.objects.filter(incident=incident).values_list("kind", flat=True))
+    assert kinds == ["incident.opened", "task.added", "task.updated"]
