@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from cases.choices import MANUAL_ENTRY_KINDS, ObjectiveKind, ObjectiveStatus, Resolution, Status
-from cases.models import Incident, Objective, Task
+from cases.models import AffectedResource, Incident, Objective, Participant, Task
 
 User = get_user_model()
 
@@ -106,3 +106,23 @@ class TaskForm(PartForm):
 
 class TaskDoneForm(forms.Form):
     done = forms.BooleanField(required=False)
+
+
+class ParticipantForm(PartForm):
+    class Meta(PartForm.Meta):
+        model = Participant
+        fields = ["user", "role"]
+
+    def clean_user(self) -> Any:
+        user = self.cleaned_data["user"]
+        incident = self.instance.incident
+        if Participant.objects.filter(incident=incident, user=user).exists():
+            raise forms.ValidationError(f"{user} already takes part in {incident.reference}.")
+        return user
+
+
+class AffectedResourceForm(PartForm):
+    class Meta(PartForm.Meta):
+        model = AffectedResource
+        fields = ["account_id", "region", "identifier", "resource_type"]
+        labels = {"identifier": "ARN or id"}

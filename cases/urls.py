@@ -41,4 +41,21 @@ urlpatterns = [
         views.task_done,
         name="incident-task-done",
     ),
+    path(
+        "incidents/<str:reference>/participants/",
+        views.part_add,
+        {"part": "participant"},
+        name="incident-participant-add",
+    ),
+    path(
+        "incidents/<str:reference>/participants/<int:pk>/remove/",
+        views.participant_remove,
+        name="incident-participant-remove",
+    ),
+    path(
+        "incidents/<str:reference>/resources/",
+        views.part_add,
+        {"part": "resource"},
+        name="incident-resource-add",
+    ),
 ]

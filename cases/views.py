@@ -22,11 +22,13 @@ from django.views.decorators.http import require_POST
 from cases import services
 from cases.choices import Severity, Status
 from cases.forms import (
+    AffectedResourceForm,
     EntryForm,
     IncidentForm,
     ObjectiveForm,
     ObjectiveStatusForm,
     PartForm,
+    ParticipantForm,
     TaskDoneForm,
     TaskForm,
     TransitionForm,
@@ -35,6 +37,7 @@ from cases.models import (
     Incident,
     IncidentPart,
     Objective,
+    Participant,
     Task,
     TimelineEntry,
     TransitionNotAllowed,
@@ -46,7 +49,12 @@ from irportal.pages import page_actor, page_user
 Part = TypeVar("Part", bound=IncidentPart)
 
 # The parts the incident's page adds, by the name their form, URL and section go by.
-ADDABLE: dict[str, type[PartForm]] = {"objective": ObjectiveForm, "task": TaskForm}
+ADDABLE: dict[str, type[PartForm]] = {
+    "objective": ObjectiveForm,
+    "task": TaskForm,
+    "participant": ParticipantForm,
+    "resource": AffectedResourceForm,
+}
 
 
 def _incident_for_change(request: HttpRequest, reference: str) -> Incident:
@@ -206,7 +214,7 @@ def incident_add_entry(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 @require_POST
 def part_add(request: HttpRequest, reference: str, part: str) -> HttpResponse:
-    """Add an objective, task, participant or resource: `part` names it as ADDABLE does."""
+    """Add an objective, task, participant or affected resource, as ADDABLE names them."""
     incident = _incident_for_change(request, reference)
     form = ADDABLE[part].for_incident(incident, request.POST)
     if not form.is_valid():
@@ -241,3 +249,13 @@ def task_done(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
     services.change(page_actor(request), task, {"done": done})
     messages.success(request, f"{task}: {'done' if done else 'not done'}.")
     return _back(incident, "tasks")
+
+
+@login_required
+@require_POST
+def participant_remove(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    incident = _incident_for_change(request, reference)
+    participant = _part_of(incident, Participant, pk)
+    services.remove(page_actor(request), participant)
+    messages.success(request, f"Removed {participant} from {incident.reference}.")
+    return _back(incident, "participants")

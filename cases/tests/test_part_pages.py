@@ -4,10 +4,11 @@ communications, each change recorded on the timeline as the API records it."""
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from cases import services
-from cases.models import Objective, Task, TimelineEntry
+from cases.models import AffectedResource, Objective, Participant, Task, TimelineEntry
 from irportal.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +21,20 @@ def post_as(client):
     def post(user, action, incident, *part, data=None):
         client.force_login(user)
         return client.post(reverse(action, args=[incident.reference, *part]), data or {})
+
+    return post
+
+
+@pytest.fixture
+def refused(post_as, responder):
+    """Post a form the page must send back: 400, nothing written; the form's field errors."""
+
+    def post(action, incident, form, data):
+        before = entries(incident)
+        answer = post_as(responder, action, incident, data=data)
+        assert answer.status_code == 400
+        assert entries(incident) == before
+        return answer.context[form].errors
 
     return post
 
@@ -43,6 +58,12 @@ def entries(incident):
     return list(TimelineEntry.objects.filter(incident=incident).order_by("sequence"))
 
 
+def recorded(incident):
+    """The latest timeline entry: its kind, who wrote it, and the part it is about."""
+    last = entries(incident)[-1]
+    return last.kind, last.actor_name, last.data.get("id")
+
+
 def test_responder_adds_an_objective(post_as, responder, incident):
     answer = post_as(
         responder,
@@ -64,8 +85,7 @@ def test_responder_adds_an_objective(post_as, responder, incident):
         responder,
     )
     assert objective.due_at == datetime(2030, 1, 2, 10, 30, tzinfo=UTC)
-    last = entries(incident)[-1]
-    assert (last.kind, last.actor_name, last.data["id"]) == ("objective.added", "rui", objective.pk)
+    assert recorded(incident) == ("objective.added", "rui", objective.pk)
 
 
 def test_marking_an_objective_met_sets_met_at_and_records_it(
@@ -78,23 +98,15 @@ def test_marking_an_objective_met_sets_met_at_and_records_it(
     objective.refresh_from_db()
     assert objective.status == "met"
     assert objective.met_at is not None
-    last = entries(incident)[-1]
-    assert (last.kind, last.actor_name) == ("objective.updated", "rui")
-    assert last.data["changes"] == {"status": ["open", "met"]}
+    assert recorded(incident) == ("objective.updated", "rui", objective.pk)
+    assert entries(incident)[-1].data["changes"] == {"status": ["open", "met"]}
 
 
-def test_an_objective_of_kind_other_needs_a_description(post_as, responder, incident):
-    before = entries(incident)
+def test_an_objective_of_kind_other_needs_a_description(refused, incident):
+    errors = refused("incident-objective-add", incident, "objective_form", {"kind": "other"})
 
-    answer = post_as(responder, "incident-objective-add", incident, data={"kind": "other"})
-
-    assert answer.status_code == 400
-    assert answer.context["objective_form"].errors == {
-        "description": ["Describe an objective of kind 'other'."]
-    }
-    assert "Describe an objective of kind" in answer.text
+    assert errors == {"description": ["Describe an objective of kind 'other'."]}
     assert not Objective.objects.exists()
-    assert entries(incident) == before
 
 
 def test_an_unknown_objective_status_is_refused(post_as, make_part, responder, incident):
@@ -130,38 +142,27 @@ def test_responder_adds_a_task_toward_an_objective(post_as, make_part, responder
         responder,
         False,
     )
-    last = entries(incident)[-1]
-    assert (last.kind, last.actor_name, last.data["id"]) == ("task.added", "rui", task.pk)
+    assert recorded(incident) == ("task.added", "rui", task.pk)
 
 
 def test_a_task_cannot_point_at_another_incidents_objective(
-    post_as, make_part, responder, incident, other_incident
+    refused, make_part, incident, other_incident
 ):
     elsewhere = make_part(other_incident, Objective, kind="contain")
-    before = entries(incident)
 
-    answer = post_as(
-        responder,
-        "incident-task-add",
-        incident,
-        data={"title": "Isolate i-0abc", "objective": elsewhere.pk},
+    errors = refused(
+        "incident-task-add", incident, "task_form", {"title": "Isolate", "objective": elsewhere.pk}
     )
 
-    assert answer.status_code == 400
-    assert "objective" in answer.context["task_form"].errors
-    assert not Task.objects.filter(incident=incident).exists()
-    assert entries(incident) == before
-
-
-def test_a_task_needs_a_title(post_as, responder, incident):
-    before = entries(incident)
-
-    answer = post_as(responder, "incident-task-add", incident, data={"title": ""})
-
-    assert answer.status_code == 400
-    assert answer.context["task_form"].errors == {"title": ["This field is required."]}
+    assert list(errors) == ["objective"]
     assert not Task.objects.exists()
-    assert entries(incident) == before
+
+
+def test_a_task_needs_a_title(refused, incident):
+    errors = refused("incident-task-add", incident, "task_form", {"title": ""})
+
+    assert errors == {"title": ["This field is required."]}
+    assert not Task.objects.exists()
 
 
 def test_ticking_a_task_done_and_undoing_it(post_as, make_part, responder, incident):
@@ -180,6 +181,86 @@ def test_ticking_a_task_done_and_undoing_it(post_as, make_part, responder, incid
     assert {e.actor_name for e in entries(incident) if e.kind == "task.updated"} == {"rui"}
 
 
+def test_responder_adds_a_participant_with_a_role(post_as, responder, other_responder, incident):
+    answer = post_as(
+        responder, "incident-participant-add", incident, data={"user": "rita", "role": "scribe"}
+    )
+
+    assert answer.status_code == 302
+    participant = Participant.objects.get(incident=incident)
+    assert (participant.user, participant.role) == (other_responder, "scribe")
+    assert recorded(incident) == ("participant.added", "rui", participant.pk)
+
+
+def test_someone_takes_part_only_once(refused, restricted_incident):
+    again = {"user": "rui", "role": "scribe"}
+
+    errors = refused("incident-participant-add", restricted_incident, "participant_form", again)
+
+    assert errors == {"user": [f"rui already takes part in {restricted_incident.reference}."]}
+    assert Participant.objects.filter(incident=restricted_incident).count() == 1
+
+
+def test_an_inactive_user_cannot_take_part(refused, other_responder, incident):
+    other_responder.is_active = False
+    other_responder.save()
+
+    errors = refused(
+        "incident-participant-add", incident, "participant_form", {"user": "rita", "role": "scribe"}
+    )
+
+    assert list(errors) == ["user"]
+    assert not Participant.objects.exists()
+
+
+def test_responder_removes_a_participant(post_as, make_part, responder, other_responder, incident):
+    participant = make_part(incident, Participant, user=other_responder, role="observer")
+
+    answer = post_as(responder, "incident-participant-remove", incident, participant.pk)
+
+    assert answer.status_code == 302
+    assert not Participant.objects.filter(pk=participant.pk).exists()
+    assert recorded(incident) == ("participant.removed", "rui", participant.pk)
+
+
+def test_responder_adds_an_affected_resource(post_as, responder, incident):
+    arn = "arn:aws:ec2:eu-west-1:111122223333:instance/i-0abc"
+
+    answer = post_as(
+        responder,
+        "incident-resource-add",
+        incident,
+        data={
+            "account_id": "111122223333",
+            "region": "eu-west-1",
+            "identifier": arn,
+            "resource_type": "AWS::EC2::Instance",
+        },
+    )
+
+    assert answer.status_code == 302
+    resource = AffectedResource.objects.get(incident=incident)
+    assert (resource.account_id, resource.region, resource.identifier, resource.resource_type) == (
+        "111122223333",
+        "eu-west-1",
+        arn,
+        "AWS::EC2::Instance",
+    )
+    assert recorded(incident) == ("resource.added", "rui", resource.pk)
+
+
+def test_an_account_id_is_twelve_digits(refused, incident):
+    errors = refused(
+        "incident-resource-add",
+        incident,
+        "resource_form",
+        {"account_id": "1111", "identifier": "i-0abc", "resource_type": "AWS::EC2::Instance"},
+    )
+
+    assert errors == {"account_id": ["An AWS account id is 12 digits."]}
+    assert not AffectedResource.objects.exists()
+
+
 # Each change the page offers: its URL name, the kind of part it acts on (None: it adds
 # one), and a form that would be accepted.
 ACTIONS = [
@@ -187,16 +268,29 @@ ACTIONS = [
     ("incident-objective-status", Objective, {"status": "met"}),
     ("incident-task-add", None, {"title": "Isolate i-0abc"}),
     ("incident-task-done", Task, {"done": "on"}),
+    ("incident-participant-add", None, {"user": "lena", "role": "commander"}),
+    ("incident-participant-remove", Participant, {}),
+    (
+        "incident-resource-add",
+        None,
+        {"account_id": "111122223333", "identifier": "i-0abc", "resource_type": "AWS::S3::Bucket"},
+    ),
 ]
 
 PART_FIELDS = {
     Objective: {"kind": "contain"},
     Task: {"title": "Rotate the key"},
+    Participant: {"role": "scribe"},
 }
 
 
 def _args(make_part, incident, model):
-    return [make_part(incident, model, **PART_FIELDS[model]).pk] if model else []
+    if model is None:
+        return []
+    fields = dict(PART_FIELDS[model])
+    if model is Participant:
+        fields["user"] = User.objects.create_user("pat", password="x")
+    return [make_part(incident, model, **fields).pk]
 
 
 @pytest.mark.parametrize(
