@@ -10,8 +10,16 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 
-from cases.choices import MANUAL_ENTRY_KINDS, ObjectiveKind, ObjectiveStatus, Resolution, Status
-from cases.models import AffectedResource, Incident, Objective, Participant, Task
+from cases.choices import (
+    MANUAL_ENTRY_KINDS,
+    Channel,
+    ObjectiveKind,
+    ObjectiveStatus,
+    Resolution,
+    Status,
+)
+from cases.models import AffectedResource, Incident, IncidentPart, Objective, Participant, Task
+from cases.models.communication import Communication, CommunicationTemplate
 
 User = get_user_model()
 
@@ -72,6 +80,10 @@ class PartForm(forms.ModelForm):
     def for_incident(cls, incident: Incident, data: Any = None) -> PartForm:
         return cls(data, instance=cls._meta.model(incident=incident))
 
+    def part(self, user: Any) -> IncidentPart:
+        """The part to add, once the form is valid; `user` is who is adding it."""
+        return self.instance
+
 
 class ObjectiveForm(PartForm):
     class Meta(PartForm.Meta):
@@ -126,3 +138,45 @@ class AffectedResourceForm(PartForm):
         model = AffectedResource
         fields = ["account_id", "region", "identifier", "resource_type"]
         labels = {"identifier": "ARN or id"}
+
+
+class CommunicationForm(PartForm):
+    """A draft to stakeholders. As in the API, a template fills in whatever is left empty."""
+
+    # Empty by default, unlike the model's, so that a template's channel can fill it in.
+    channel = forms.ChoiceField(choices=[("", "—"), *Channel.choices], required=False)
+
+    class Meta(PartForm.Meta):
+        model = Communication
+        fields = ["template", "audience", "channel", "subject", "body"]
+        help_texts = {"template": "Fills in the audience, channel, subject and body left empty."}
+        widgets = {"body": forms.Textarea(attrs={"rows": 5})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("audience", "subject", "body"):
+            self.fields[name].required = False
+        template: Any = self.fields["template"]
+        template.queryset = CommunicationTemplate.objects.filter(active=True)
+        template.label_from_instance = lambda t: f"{t.name} ({t.get_audience_display()})"
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        if template := cleaned.get("template"):
+            subject, body = template.render(self.instance.incident)
+            filled = {"audience": template.audience, "channel": template.channel}
+            for name, value in {**filled, "subject": subject, "body": body}.items():
+                cleaned[name] = cleaned.get(name) or value
+        for name in ("audience", "subject", "body"):
+            if not cleaned.get(name) and name not in self.errors:
+                self.add_error(name, "This field is required unless a template provides it.")
+        cleaned["channel"] = cleaned.get("channel") or Channel.EMAIL
+        return cleaned
+
+    def part(self, user: Any) -> IncidentPart:
+        # Set here, not left to the form: a channel left out of the request altogether
+        # would otherwise keep the model's default over the template's.
+        self.instance.channel = self.cleaned_data["channel"]
+        self.instance.drafted_by = user
+        return self.instance

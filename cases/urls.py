@@ -58,4 +58,20 @@ urlpatterns = [
         {"part": "resource"},
         name="incident-resource-add",
     ),
+    path(
+        "incidents/<str:reference>/communications/",
+        views.part_add,
+        {"part": "communication"},
+        name="incident-communication-draft",
+    ),
+    path(
+        "incidents/<str:reference>/communications/<int:pk>/approve/",
+        views.communication_approve,
+        name="incident-communication-approve",
+    ),
+    path(
+        "incidents/<str:reference>/communications/<int:pk>/send/",
+        views.communication_send,
+        name="incident-communication-send",
+    ),
 ]

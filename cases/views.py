@@ -7,6 +7,7 @@ recorded in the timeline the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.contrib import messages
@@ -23,6 +24,7 @@ from cases import services
 from cases.choices import Severity, Status
 from cases.forms import (
     AffectedResourceForm,
+    CommunicationForm,
     EntryForm,
     IncidentForm,
     ObjectiveForm,
@@ -34,6 +36,8 @@ from cases.forms import (
     TransitionForm,
 )
 from cases.models import (
+    Communication,
+    CommunicationNotAllowed,
     Incident,
     IncidentPart,
     Objective,
@@ -44,6 +48,7 @@ from cases.models import (
 )
 from cases.models.incident import NEXT_STATUSES
 from irportal import roles
+from irportal.actors import Actor
 from irportal.pages import page_actor, page_user
 
 Part = TypeVar("Part", bound=IncidentPart)
@@ -54,6 +59,7 @@ ADDABLE: dict[str, type[PartForm]] = {
     "task": TaskForm,
     "participant": ParticipantForm,
     "resource": AffectedResourceForm,
+    "communication": CommunicationForm,
 }
 
 
@@ -108,6 +114,7 @@ def _incident_page(
     place of blank ones, answered 400."""
     timeline = TimelineEntry.objects.filter(incident=incident).order_by("-sequence")
     next_statuses = NEXT_STATUSES[Status(incident.status)]
+    may_change = incident.may_change(request.user)
     forms = {
         **{f"{part}_form": form.for_incident(incident) for part, form in ADDABLE.items()},
         "objective_status_forms": {},
@@ -122,12 +129,15 @@ def _incident_page(
         "cases/incident_detail.html",
         {
             "incident": incident,
-            "may_change": incident.may_change(request.user),
+            "may_change": may_change,
+            "may_approve": may_change and roles.is_lead(request.user),
             "participants": incident.participants.select_related("user"),
             "resources": incident.resources.all(),
             "objectives": objectives,
             "tasks": incident.tasks.select_related("assignee", "objective"),
-            "communications": incident.communications.all(),
+            "communications": incident.communications.select_related(
+                "drafted_by", "approved_by", "sent_by"
+            ),
             "timeline": Paginator(timeline, 100).get_page(request.GET.get("page")),
             "transition_form": TransitionForm(
                 initial={"status": next_statuses[0]},
@@ -214,12 +224,12 @@ def incident_add_entry(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 @require_POST
 def part_add(request: HttpRequest, reference: str, part: str) -> HttpResponse:
-    """Add an objective, task, participant or affected resource, as ADDABLE names them."""
+    """Add an objective, task, participant, affected resource or communication draft."""
     incident = _incident_for_change(request, reference)
     form = ADDABLE[part].for_incident(incident, request.POST)
     if not form.is_valid():
         return _incident_page(request, incident, {f"{part}_form": form})
-    added = services.add(page_actor(request), form.instance)
+    added = services.add(page_actor(request), form.part(page_user(request)))
     messages.success(request, f"Added {added._meta.verbose_name}: {added}.")
     return _back(incident, f"{part}s")
 
@@ -259,3 +269,35 @@ def participant_remove(request: HttpRequest, reference: str, pk: int) -> HttpRes
     services.remove(page_actor(request), participant)
     messages.success(request, f"Removed {participant} from {incident.reference}.")
     return _back(incident, "participants")
+
+
+@login_required
+@require_POST
+def communication_approve(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    incident = _incident_for_change(request, reference)
+    if not roles.is_lead(request.user):
+        raise PermissionDenied("Only a lead can approve a communication.")
+    communication = _part_of(incident, Communication, pk)
+    return _communication_step(request, communication, communication.approve, "approved")
+
+
+@login_required
+@require_POST
+def communication_send(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    """Record that an approved communication went out."""
+    incident = _incident_for_change(request, reference)
+    communication = _part_of(incident, Communication, pk)
+    return _communication_step(request, communication, communication.mark_sent, "marked sent")
+
+
+def _communication_step(
+    request: HttpRequest, communication: Communication, step: Callable[[Actor], None], done: str
+) -> HttpResponse:
+    """Take a step in the communication's life, or say why its state refuses it."""
+    try:
+        step(page_actor(request))
+    except CommunicationNotAllowed as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"{communication}: {done}.")
+    return _back(communication.incident, "communications")

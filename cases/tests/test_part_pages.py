@@ -8,7 +8,15 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from cases import services
-from cases.models import AffectedResource, Objective, Participant, Task, TimelineEntry
+from cases.models import (
+    AffectedResource,
+    Communication,
+    CommunicationTemplate,
+    Objective,
+    Participant,
+    Task,
+    TimelineEntry,
+)
 from irportal.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -261,6 +269,135 @@ def test_an_account_id_is_twelve_digits(refused, incident):
     assert not AffectedResource.objects.exists()
 
 
+@pytest.fixture
+def draft(make_part, incident):
+    return make_part(
+        incident, Communication, audience="legal", subject="Key leaked", body="Rotated."
+    )
+
+
+def test_responder_drafts_a_communication(post_as, responder, incident):
+    answer = post_as(
+        responder,
+        "incident-communication-draft",
+        incident,
+        data={"audience": "legal", "channel": "chat", "subject": "Key leaked", "body": "Rotated."},
+    )
+
+    assert answer.status_code == 302
+    drafted = Communication.objects.get(incident=incident)
+    assert (drafted.audience, drafted.channel, drafted.subject, drafted.body) == (
+        "legal",
+        "chat",
+        "Key leaked",
+        "Rotated.",
+    )
+    assert (drafted.status, drafted.drafted_by, drafted.template) == ("draft", responder, None)
+    assert recorded(incident) == ("communication.drafted", "rui", drafted.pk)
+
+
+def test_a_template_fills_in_what_the_draft_leaves_empty(post_as, responder, incident):
+    template = CommunicationTemplate.objects.create(
+        name="Leadership update",
+        audience="leadership",
+        channel="status_page",
+        subject="{{ incident.reference }} update",
+        body="Status: {{ incident.status }}",
+    )
+
+    post_as(
+        responder,
+        "incident-communication-draft",
+        incident,
+        data={"template": template.pk, "body": "Contained at 10:40."},
+    )
+
+    drafted = Communication.objects.get(incident=incident)
+    assert (drafted.audience, drafted.channel, drafted.subject, drafted.body) == (
+        "leadership",
+        "status_page",
+        f"{incident.reference} update",
+        "Contained at 10:40.",
+    )
+    assert drafted.template == template
+
+
+def test_a_draft_without_a_template_needs_audience_subject_and_body(refused, incident):
+    errors = refused("incident-communication-draft", incident, "communication_form", {})
+
+    needed = ["This field is required unless a template provides it."]
+    assert errors == {"audience": needed, "subject": needed, "body": needed}
+    assert not Communication.objects.exists()
+
+
+def test_an_inactive_template_cannot_be_used(refused, incident):
+    template = CommunicationTemplate.objects.create(
+        name="Old", audience="legal", subject="s", body="b", active=False
+    )
+
+    errors = refused(
+        "incident-communication-draft", incident, "communication_form", {"template": template.pk}
+    )
+
+    assert "template" in errors
+    assert not Communication.objects.exists()
+
+
+def test_lead_approves_a_draft(post_as, lead, incident, draft):
+    post_as(lead, "incident-communication-approve", incident, draft.pk)
+
+    draft.refresh_from_db()
+    assert (draft.status, draft.approved_by) == ("approved", lead)
+    assert draft.approved_at is not None
+    assert recorded(incident) == ("communication.approved", "lena", None)
+    assert entries(incident)[-1].data["communication"] == draft.pk
+
+
+def test_a_responder_cannot_approve(post_as, responder, incident, draft):
+    before = entries(incident)
+
+    answer = post_as(responder, "incident-communication-approve", incident, draft.pk)
+
+    assert answer.status_code == 403
+    draft.refresh_from_db()
+    assert (draft.status, draft.approved_by) == ("draft", None)
+    assert entries(incident) == before
+
+
+def test_an_approved_communication_is_marked_sent(post_as, lead, responder, incident, draft):
+    draft.approve(Actor.for_user(lead))
+
+    post_as(responder, "incident-communication-send", incident, draft.pk)
+
+    draft.refresh_from_db()
+    assert (draft.status, draft.sent_by) == ("sent", responder)
+    assert draft.sent_at is not None
+    assert recorded(incident) == ("communication.sent", "rui", None)
+
+
+def test_a_draft_cannot_be_marked_sent(client, responder, incident, draft):
+    before = entries(incident)
+    client.force_login(responder)
+
+    answer = client.post(
+        reverse("incident-communication-send", args=[incident.reference, draft.pk]), follow=True
+    )
+
+    assert "only an approved communication can be sent; this is draft" in answer.text
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+    assert entries(incident) == before
+
+
+def test_approve_is_offered_to_leads_only(client, lead, responder, incident, draft):
+    url = reverse("incident-detail", args=[incident.reference])
+
+    client.force_login(responder)
+    assert ">Approve</button>" not in client.get(url).text
+    client.force_login(lead)
+    assert ">Approve</button>" in client.get(url).text
+
+
 # Each change the page offers: its URL name, the kind of part it acts on (None: it adds
 # one), and a form that would be accepted.
 ACTIONS = [
@@ -275,12 +412,16 @@ ACTIONS = [
         None,
         {"account_id": "111122223333", "identifier": "i-0abc", "resource_type": "AWS::S3::Bucket"},
     ),
+    ("incident-communication-draft", None, {"audience": "legal", "subject": "s", "body": "b"}),
+    ("incident-communication-approve", Communication, {}),
+    ("incident-communication-send", Communication, {}),
 ]
 
 PART_FIELDS = {
     Objective: {"kind": "contain"},
     Task: {"title": "Rotate the key"},
     Participant: {"role": "scribe"},
+    Communication: {"audience": "legal", "subject": "Key leaked", "body": "Rotated."},
 }
 
 
@@ -314,12 +455,13 @@ def test_those_who_may_not_change_the_incident_are_refused(
 
 @pytest.mark.parametrize(("action", "model", "data"), [a for a in ACTIONS if a[1]])
 def test_a_part_of_another_incident_is_not_found(
-    post_as, make_part, responder, incident, other_incident, action, model, data
+    post_as, make_part, lead, incident, other_incident, action, model, data
 ):
+    # As a lead, who sees both incidents and may approve: the URL alone must not reach.
     part = _args(make_part, other_incident, model)
     before = entries(other_incident)
 
-    answer = post_as(responder, action, incident, *part, data=data)
+    answer = post_as(lead, action, incident, *part, data=data)
 
     assert answer.status_code == 404
     assert entries(other_incident) == before
