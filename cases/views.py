@@ -267,6 +267,14 @@ def participant_remove(request: HttpRequest, reference: str, pk: int) -> HttpRes
     incident = _incident_for_change(request, reference)
     participant = _part_of(incident, Participant, pk)
     services.remove(page_actor(request), participant)
+    if not Incident.objects.visible_to(page_user(request)).filter(pk=incident.pk).exists():
+        # Someone who leaves a restricted incident can no longer see it: its page would
+        # answer "not found".
+        messages.success(
+            request,
+            f"You left {incident.reference}; it is restricted, so it is no longer shown to you.",
+        )
+        return redirect("incident-list")
     messages.success(request, f"Removed {participant} from {incident.reference}.")
     return _back(incident, "participants")
 

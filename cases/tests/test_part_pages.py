@@ -231,6 +231,24 @@ def test_responder_removes_a_participant(post_as, make_part, responder, other_re
     assert recorded(incident) == ("participant.removed", "rui", participant.pk)
 
 
+def test_leaving_a_restricted_incident_goes_back_to_the_list(
+    post_as, client, responder, restricted_incident
+):
+    own = Participant.objects.get(incident=restricted_incident, user=responder)
+
+    answer = post_as(responder, "incident-participant-remove", restricted_incident, own.pk)
+
+    # Its page would now be "not found" to them: they land on the list, told why.
+    assert answer.status_code == 302
+    assert answer.url == reverse("incident-list")
+    shown = [str(m) for m in client.get(answer.url).context["messages"]]
+    assert shown == [
+        f"You left {restricted_incident.reference}; it is restricted, so it is no "
+        "longer shown to you."
+    ]
+    assert recorded(restricted_incident) == ("participant.removed", "rui", own.pk)
+
+
 def test_responder_adds_an_affected_resource(post_as, responder, incident):
     arn = "arn:aws:ec2:eu-west-1:111122223333:instance/i-0abc"
 
