@@ -1,5 +1,7 @@
 """The roles people and integrations hold, as Django groups created by a migration."""
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 
@@ -13,8 +15,9 @@ ALL = (RESPONDER, LEAD, LEADERSHIP, INTEGRATION)
 WORKING = frozenset({RESPONDER, LEAD, INTEGRATION})
 
 
-# Every request asks; the answer changes only when someone's groups do, and then
-# `irportal.signals` forgets it. The expiry is a backstop, not the mechanism.
+# Every page asks (API requests read roles with their token, in irportal.auth); the
+# answer changes only when someone's groups do, and then `irportal.signals` forgets it.
+# The expiry is a backstop, not the mechanism.
 ROLES_CACHE_SECONDS = 300
 
 
@@ -34,8 +37,15 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
             names = user.groups.filter(name__in=ALL).values_list("name", flat=True)  # type: ignore[attr-defined]
             stored = sorted(names)
             cache.set(key, stored, ROLES_CACHE_SECONDS)
-        held = frozenset(stored)
-        user._irportal_roles = held  # type: ignore[union-attr,attr-defined]
+        held = remember_roles(user, stored)
+    return held
+
+
+def remember_roles(user: AbstractBaseUser, names: Iterable[str]) -> frozenset[str]:
+    """Keep `names`, read from the database just now, as the user's roles for the request.
+    (The API's token lookup reads them with the token, so API requests skip the cache.)"""
+    held = frozenset(name for name in names if name in ALL)
+    user._irportal_roles = held  # type: ignore[attr-defined]
     return held
 
 

@@ -4,7 +4,8 @@ import secrets
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from knox.crypto import hash_token
@@ -13,6 +14,7 @@ from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.test import APIClient, APIRequestFactory
 
+from irportal import roles
 from irportal.auth import TokenAuthentication
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +48,42 @@ def test_it_takes_one_statement(responder):
     assert len(queries) == 1
 
 
+def test_the_same_statement_reads_the_users_roles_and_only_roles(responder):
+    responder.groups.add(Group.objects.get(name="lead"), Group.objects.create(name="book club"))
+    _, key = AuthToken.objects.create(user=responder)
+
+    with CaptureQueriesContext(connection) as queries:
+        user, _ = authenticate(key)
+        held = roles.roles_of(user)
+
+    assert held == {"responder", "lead"}
+    assert len(queries) == 1
+    assert cache.get(roles.roles_cache_key(responder.pk)) is None  # the cache was not asked
+
+
+def test_a_user_with_no_role_authenticates_and_holds_none(db):
+    nobody = User.objects.create_user("nora")
+    _, key = AuthToken.objects.create(user=nobody)
+
+    user, _ = authenticate(key)
+
+    assert user == nobody and roles.roles_of(user) == frozenset()
+
+
+def test_an_api_request_sees_the_roles_as_they_are_not_as_cached(responder, restricted_incident):
+    outsider = User.objects.create_user("olga")
+    outsider.groups.add(Group.objects.get(name="responder"))
+    _, key = AuthToken.objects.create(user=outsider)
+    # What the cache would say had a lead role been taken away without it hearing.
+    cache.set(roles.roles_cache_key(outsider.pk), ["lead"])
+
+    answer = APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(
+        f"/api/v1/incidents/{restricted_incident.reference}/"
+    )
+
+    assert answer.status_code == 404
+
+
 def test_a_token_that_shares_the_key_prefix_but_not_the_rest_is_refused(responder):
     _, key = AuthToken.objects.create(user=responder)
     forged = key[: CONSTANTS.TOKEN_KEY_LENGTH] + "0" * (len(key) - CONSTANTS.TOKEN_KEY_LENGTH)
@@ -62,8 +100,12 @@ def test_of_two_tokens_with_one_key_prefix_each_finds_its_own(responder, other_r
         [AuthToken(digest=hash_token(second_key), token_key=first.token_key, user=other_responder)]
     )
 
+    other_responder.groups.add(Group.objects.get(name="leadership"))
+
     assert authenticate(first_key)[0] == responder
-    assert authenticate(second_key)[0] == other_responder
+    second_user = authenticate(second_key)[0]
+    assert second_user == other_responder
+    assert roles.roles_of(second_user) == {"responder", "leadership"}
 
 
 def test_an_inactive_users_token_is_refused(responder):
