@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from rest_framework import serializers
 
@@ -38,6 +40,41 @@ def test_fields_are_those_drf_builds(serializer_class):
     built_by_drf = serializers.ModelSerializer.get_fields(serializer)
 
     assert repr(serializer.get_fields()) == repr(built_by_drf)
+
+
+def state(field):
+    """A field's attributes, each by its repr without object addresses; all but the
+    counter every construction increments (it orders the fields a class declares)."""
+    return {
+        name: re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+        for name, value in vars(field).items()
+        if name != "_creation_counter"
+    }
+
+
+@pytest.mark.parametrize("serializer_class", every_model_serializer(), ids=lambda c: c.__name__)
+def test_copied_fields_hold_what_drf_builds(serializer_class):
+    serializer_class().get_fields()  # keeps the fields
+
+    copies = serializer_class().get_fields()
+    built_by_drf = serializers.ModelSerializer.get_fields(serializer_class())
+
+    for name, field in copies.items():
+        assert type(field) is type(built_by_drf[name]), name
+        assert state(field) == state(built_by_drf[name]), name
+
+
+def test_changing_one_serializers_field_leaves_the_next_ones_alone():
+    changed = IncidentSerializer().fields["title"]
+    changed.validators.append(lambda value: None)
+    changed.error_messages["blank"] = "Say what happened."
+    changed.style["base_template"] = "textarea.html"
+
+    untouched = IncidentSerializer().fields["title"]
+
+    assert len(untouched.validators) == len(changed.validators) - 1
+    assert untouched.error_messages["blank"] != "Say what happened."
+    assert "base_template" not in untouched.style
 
 
 @pytest.mark.parametrize("serializer_class", every_model_serializer(), ids=lambda c: c.__name__)
