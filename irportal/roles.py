@@ -42,8 +42,8 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
 
 
 def remember_roles(user: AbstractBaseUser, names: Iterable[str]) -> frozenset[str]:
-    """Keep `names`, read from the database just now, as the user's roles for the request.
-    (The API's token lookup reads them with the token, so API requests skip the cache.)"""
+    """Keep `names` as the user's roles for the rest of the request. (The API's token
+    lookup reads them with the token, so API requests do not ask the cache.)"""
     held = frozenset(name for name in names if name in ALL)
     user._irportal_roles = held  # type: ignore[attr-defined]
     return held
