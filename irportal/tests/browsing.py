@@ -4,12 +4,13 @@ conftest), signing in, and submitting a form."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,7 +47,30 @@ def submit(browser: webdriver.Chrome, button_text: str) -> None:
     """Click a form's button and wait for the page it leads to."""
     button = browser.find_element(By.XPATH, f"//button[text()='{button_text}']")
     button.click()
-    WebDriverWait(browser, 20).until(staleness_of(button))
+    WebDriverWait(browser, 20).until(replaced(button))
+
+
+# What ChromeDriver sometimes answers, instead of "stale element", about an element of a
+# page that has just been replaced (SeleniumHQ/selenium#15401). With Selenium's own
+# `staleness_of`, two runs of the browser tests in about thirty failed on it here.
+NODE_OF_ANOTHER_DOCUMENT = "Node with given id does not belong to the document"
+
+
+def replaced(element: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """Whether the page `element` was on has been replaced by another."""
+
+    def check(_browser: webdriver.Chrome) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if NODE_OF_ANOTHER_DOCUMENT in (error.msg or ""):
+                return True
+            raise
+        return False
+
+    return check
 
 
 def sign_in(browser: webdriver.Chrome, live_server_url: str, username: str) -> None:
