@@ -110,6 +110,7 @@ def token_lookup() -> TokenLookup:
         names = (cast(str, field.column) for field in model._meta.concrete_fields)
         return ", ".join(f"{alias}.{quote(name)}" for name in names)
 
+    group_name = quote(cast(str, group_model._meta.get_field("name").column))
     role_names = ", ".join(["%s"] * len(roles.ALL))
     sql = (
         f"SELECT {columns(token_model, 'auth_token')}, {columns(user_model, 'owner')}, role.name"  # noqa: S608
@@ -117,12 +118,12 @@ def token_lookup() -> TokenLookup:
         f" JOIN {quote(user_model._meta.db_table)} owner"
         f" ON owner.{quote(user_model._meta.pk.column)} = auth_token.{quote(user_field.column)}"
         f" LEFT JOIN (SELECT member.{quote(groups.m2m_column_name())} AS user_id,"
-        f" role_group.{quote('name')} AS name"
+        f" role_group.{group_name} AS name"
         f" FROM {quote(membership._meta.db_table)} member"
         f" JOIN {quote(group_model._meta.db_table)} role_group"
         f" ON role_group.{quote(group_model._meta.pk.column)}"
         f" = member.{quote(groups.m2m_reverse_name())}"
-        f" WHERE role_group.{quote('name')} IN ({role_names})) role"
+        f" WHERE role_group.{group_name} IN ({role_names})) role"
         f" ON role.user_id = owner.{quote(user_model._meta.pk.column)}"
         f" WHERE auth_token.{quote(token_model._meta.get_field('token_key').column)} = %s"
     )

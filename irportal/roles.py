@@ -42,9 +42,10 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
 
 
 def remember_roles(user: AbstractBaseUser, names: Iterable[str]) -> frozenset[str]:
-    """Keep `names` as the user's roles for the rest of the request. (The API's token
-    lookup reads them with the token, so API requests do not ask the cache.)"""
-    held = frozenset(name for name in names if name in ALL)
+    """Keep `names` (role names, read with `name__in=ALL` or its SQL equivalent) as the
+    user's roles for the rest of the request. The API's token lookup reads them with the
+    token, so API requests do not ask the cache."""
+    held = frozenset(names)
     user._irportal_roles = held  # type: ignore[attr-defined]
     return held
 
